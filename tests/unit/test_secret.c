@@ -1,0 +1,74 @@
+/*
+ * Secret buffers: a freed secret is wiped.  Proved through the free hook,
+ * which sees the bytes at free time, never by reading freed memory.
+ */
+#include <string.h>
+#include <sys/mman.h>
+
+#include "luna/secret.h"
+#include "luna_test.h"
+
+static size_t hook_calls;
+static size_t hook_nonzero;
+static size_t hook_len;
+
+static void record_free(const uint8_t *bytes, size_t len)
+{
+    hook_calls++;
+    hook_len = len;
+    for (size_t i = 0; i < len; i++)
+        hook_nonzero += bytes[i] != 0;
+}
+
+static void freed_secret_is_wiped(void **state)
+{
+    (void)state;
+    luna_secret *s = NULL;
+    uint8_t key[48];
+    memset(key, 0xA5, sizeof(key));
+    assert_luna_ok(luna_secret_from(key, sizeof(key), &s));
+    assert_int_equal(48, luna_secret_len(s));
+    assert_memory_equal(key, luna_secret_cdata(s), sizeof(key));
+    hook_calls = hook_nonzero = hook_len = 0;
+    luna_secret_set_free_hook(record_free);
+    luna_secret_free(s);
+    luna_secret_set_free_hook(NULL);
+    assert_int_equal(1, hook_calls);
+    assert_int_equal(48, hook_len);
+    assert_int_equal(0, hook_nonzero);
+}
+
+/* The hook must be able to see non-zero bytes, or the test above proves
+ * nothing: a hook run before the wipe would count all 48. */
+static void hook_sees_bytes_when_not_wiped(void **state)
+{
+    (void)state;
+    uint8_t bytes[8];
+    memset(bytes, 1, sizeof(bytes));
+    hook_nonzero = 0;
+    record_free(bytes, sizeof(bytes));
+    assert_int_equal(8, hook_nonzero);
+}
+
+static void bounds_and_null(void **state)
+{
+    (void)state;
+    luna_secret *s = (luna_secret *)1;
+    assert_luna_err(LUNA_ERR_INVALID_ARG, luna_secret_new(0, &s));
+    assert_null(s);
+    assert_luna_err(LUNA_ERR_INVALID_ARG, luna_secret_new(LUNA_SECRET_MAX + 1, &s));
+    luna_secret_free(NULL);
+    assert_luna_ok(luna_secret_new(1, &s));
+    assert_int_equal(0, luna_secret_data(s)[0]);
+    luna_secret_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(freed_secret_is_wiped),
+        cmocka_unit_test(hook_sees_bytes_when_not_wiped),
+        cmocka_unit_test(bounds_and_null),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
