@@ -4,6 +4,8 @@
  */
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "luna/secret.h"
 #include "luna_test.h"
@@ -63,12 +65,25 @@ static void bounds_and_null(void **state)
     luna_secret_free(s);
 }
 
+static void process_harden_disables_dumps(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(1, prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+    assert_luna_ok(luna_process_harden());
+    assert_int_equal(0, prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+    assert_int_equal(0, getrlimit(RLIMIT_CORE, &rl));
+    assert_int_equal(0, rl.rlim_cur);
+    assert_int_equal(0, rl.rlim_max);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(freed_secret_is_wiped),
         cmocka_unit_test(hook_sees_bytes_when_not_wiped),
         cmocka_unit_test(bounds_and_null),
+        cmocka_unit_test(process_harden_disables_dumps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

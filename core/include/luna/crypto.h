@@ -40,13 +40,25 @@ luna_err luna_sha256(const void *msg, size_t len, uint8_t out[LUNA_SHA256_LEN]) 
 /* out must hold luna_hash_len(h) bytes; key may be empty. */
 luna_err luna_hmac(luna_hash h, const uint8_t *key, size_t key_len, const uint8_t *msg,
                    size_t msg_len, uint8_t *out) LUNA_MUST_CHECK;
-/* Constant-time check of a (possibly truncated, 1..hash len) tag. */
+/*
+ * Constant-time check of a (possibly truncated, 1..hash len) tag.  tag_len
+ * must be the protocol's fixed tag length, never a length taken from the
+ * input (a 1-byte tag would be a 1-in-256 guess).
+ */
 luna_err luna_hmac_verify(luna_hash h, const uint8_t *key, size_t key_len, const uint8_t *msg,
                           size_t msg_len, const uint8_t *tag, size_t tag_len) LUNA_MUST_CHECK;
 /* prk must hold luna_hash_len(h) bytes; salt may be empty (RFC 5869: zeros). */
 luna_err luna_hkdf_extract(luna_hash h, const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
                            size_t ikm_len, uint8_t *prk) LUNA_MUST_CHECK;
-/* out_len <= 255 * hash len, else LUNA_ERR_INVALID_ARG. */
+/*
+ * Longest info luna_hkdf_expand / luna_hkdf accept (OpenSSL 3.0's own HKDF
+ * limit); a longer info fails with LUNA_ERR_TOO_LARGE.
+ */
+#define LUNA_HKDF_MAX_INFO_LEN (32u * 1024u)
+/*
+ * out_len 1..255 * hash len, else LUNA_ERR_INVALID_ARG; prk_len >= hash len
+ * (RFC 5869 2.3), else LUNA_ERR_INVALID_ARG.
+ */
 luna_err luna_hkdf_expand(luna_hash h, const uint8_t *prk, size_t prk_len, const uint8_t *info,
                           size_t info_len, uint8_t *out, size_t out_len) LUNA_MUST_CHECK;
 luna_err luna_hkdf(luna_hash h, const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
@@ -58,6 +70,10 @@ typedef enum luna_aead {
     LUNA_AEAD_AES128GCM = 1,   /* values are the HPKE aead ids */
     LUNA_AEAD_AES256GCM = 2,
     LUNA_AEAD_CHACHA20POLY1305 = 3,
+    /* Not an HPKE suite and never chosen by the platform's formats; offered
+     * so the wrapper covers all of GCM (Wycheproof).  HPKE maps only the
+     * three ids above. */
+    LUNA_AEAD_AES192GCM = 0x0101,
 } luna_aead;
 #define LUNA_AEAD_TAG_LEN 16
 #define LUNA_AEAD_NONCE_LEN 12
@@ -69,7 +85,14 @@ size_t luna_aead_key_len(luna_aead alg); /* 0 for an unknown alg */
  * LUNA_ERR_VERIFY wipes whatever it wrote.  in and out may be the same
  * buffer (in place).  GCM takes any nonce length >= 1 (12 is what the
  * platform uses); ChaCha20-Poly1305 takes exactly 12.
+ * Errors: LUNA_ERR_INVALID_ARG for a key length other than
+ * luna_aead_key_len(alg), an unknown alg, an empty GCM nonce or a
+ * ChaCha20-Poly1305 nonce other than 12 bytes; LUNA_ERR_UNSUPPORTED for a
+ * GCM nonce over LUNA_AEAD_GCM_MAX_NONCE_LEN; open returns LUNA_ERR_VERIFY
+ * (not INVALID_ARG) for ct_len < LUNA_AEAD_TAG_LEN, since that is what a
+ * truncated ciphertext from the network looks like.
  */
+#define LUNA_AEAD_GCM_MAX_NONCE_LEN 128
 luna_err luna_aead_seal(luna_aead alg, const uint8_t *key, size_t key_len, const uint8_t *nonce,
                         size_t nonce_len, const uint8_t *aad, size_t aad_len, const uint8_t *pt,
                         size_t pt_len, uint8_t *out) LUNA_MUST_CHECK;
