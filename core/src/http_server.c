@@ -74,6 +74,7 @@ struct luna_http_server {
     double deadline;
     bool stopping;
     luna_http_request *inflight;
+    size_t unflushed; /* replies queued but not yet written out */
 };
 
 /* ---- replies ---- */
@@ -103,6 +104,20 @@ static void request_unlink(luna_http_request *req)
         s->metrics.inflight--;
 }
 
+/*
+ * evhttp wrote a reply out.  Shutdown waits for this, not just for the
+ * reply call, so a drained server never cuts a response in half.  (When
+ * the peer vanishes first this never runs and shutdown waits for its
+ * deadline instead.)
+ */
+static void on_reply_sent(struct evhttp_request *ev, void *arg)
+{
+    (void)ev;
+    luna_http_server *s = arg;
+    if (s->unflushed > 0)
+        s->unflushed--;
+}
+
 /* Sends the reply, records it, and frees req.  body may be NULL. */
 static void finish(luna_http_request *req, int status, const char *content_type,
                    struct evbuffer *body)
@@ -122,6 +137,10 @@ static void finish(luna_http_request *req, int status, const char *content_type,
     (void)evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     if (s->stopping)
         (void)evhttp_add_header(h, "Connection", "close");
+    if (evhttp_request_get_connection(req->ev) != NULL) {
+        evhttp_request_set_on_complete_cb(req->ev, on_reply_sent, s);
+        s->unflushed++;
+    }
     evhttp_send_reply(req->ev, status, NULL, body);
 
     double secs = luna_http_now() - req->start;
@@ -466,11 +485,13 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     luna_http_server *s = arg;
     bool late = luna_http_now() >= s->deadline;
-    if (s->inflight != NULL && !late)
+    bool busy = s->inflight != NULL || s->unflushed > 0;
+    if (busy && !late)
         return;
-    if (s->inflight != NULL)
+    if (busy)
         LUNA_LOGF(LUNA_LOG_WARN, s->component, "shutdown deadline passed with requests in flight",
-                  LUNA_LOG_UINT("inflight", s->metrics.inflight));
+                  LUNA_LOG_UINT("inflight", s->metrics.inflight),
+                  LUNA_LOG_UINT("unflushed", s->unflushed));
     else
         luna_log(LUNA_LOG_INFO, s->component, "drained", NULL, 0);
     event_del(s->drain_ev);

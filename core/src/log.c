@@ -59,7 +59,7 @@ static void line_put_json_string(log_line *l, const char *s)
     }
     line_put(l, "\"", 1);
     size_t i;
-    for (i = 0; s[i] != '\0' && i < LUNA_LOG_VALUE_MAX; i++) {
+    for (i = 0; i < LUNA_LOG_VALUE_MAX && s[i] != '\0'; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[6];
         if (c == '"' || c == '\\') {

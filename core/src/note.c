@@ -88,7 +88,6 @@ static luna_err b64_decode(const char *in, size_t in_len, uint8_t *out, size_t o
             luna_wipe(b, sizeof(b));
         }
         o += real - 1;
-        acc = 0;
     }
     if (bad != 0) {
         if (out != NULL)

@@ -178,6 +178,14 @@ static luna_err pg_params_build(const luna_store_param *p, size_t n, pg_params *
     return LUNA_OK;
 }
 
+/* Reads and discards results until libpq reports the end of this command. */
+static void pg_drain(luna_store *s)
+{
+    PGresult *res;
+    while ((res = PQgetResult(pg_conn(s))) != NULL)
+        PQclear(res);
+}
+
 /* Sends one parameterised statement in single-row mode. */
 static luna_err pg_send(luna_store *s, const char *sql, const luna_store_param *p, size_t n)
 {
@@ -201,18 +209,11 @@ static luna_err pg_send(luna_store *s, const char *sql, const luna_store_param *
     if (!ok)
         return pg_map(s, NULL);
     if (!PQsetSingleRowMode(pg_conn(s))) {
+        pg_drain(s);
         luna_store_set_diag(s, "postgres: ", "single-row mode refused");
         return LUNA_ERR_INTERNAL;
     }
     return LUNA_OK;
-}
-
-/* Reads and discards results until libpq reports the end of this command. */
-static void pg_drain(luna_store *s)
-{
-    PGresult *res;
-    while ((res = PQgetResult(pg_conn(s))) != NULL)
-        PQclear(res);
 }
 
 static luna_err pg_exec(luna_store *s, const char *sql, const luna_store_param *p, size_t n,
@@ -227,7 +228,9 @@ static luna_err pg_exec(luna_store *s, const char *sql, const luna_store_param *
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             const char *t = PQcmdTuples(res);
-            if (changes != NULL && t != NULL && *t != '\0' && err == LUNA_OK)
+            /* A SELECT's tag counts rows read; only writes count (as SQLite). */
+            if (changes != NULL && t != NULL && *t != '\0' && err == LUNA_OK &&
+                strncmp(PQcmdStatus(res), "SELECT", 6) != 0)
                 *changes = strtoull(t, NULL, 10);
         } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_EMPTY_QUERY && err == LUNA_OK) {
             err = pg_map(s, res);

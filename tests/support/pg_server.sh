@@ -22,7 +22,7 @@ fi
 find_pg_bin() {
     local name=$1 d
     # Debian's postgresql package keeps the server tools off PATH.
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
         if [ -x "$d/$name" ]; then
             echo "$d/$name"
             return 0
@@ -56,6 +56,7 @@ if [ "$(id -u)" = 0 ]; then
     runas=(runuser -u nobody --)
 fi
 
+# shellcheck disable=SC2317  # invoked by the trap
 cleanup() {
     if [ -f "$dir/data/postmaster.pid" ]; then
         "${runas[@]}" "$PG_CTL" -D "$dir/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true

@@ -7,6 +7,7 @@
 #include "store_suite.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,6 +374,12 @@ static void unique_conflict(void **state)
     /* The handle is fine after an error outside a transaction. */
     assert_luna_ok(insert_item(s, 2, "two"));
     assert_int_equal(2, count_items(s));
+    /* changes counts written rows only; rows a SELECT returns are not. */
+    uint64_t changes = 99;
+    assert_luna_ok(luna_store_exec(s, "UPDATE items SET n = 5", NULL, 0, &changes));
+    assert_int_equal(2, changes);
+    assert_luna_ok(luna_store_exec(s, "SELECT id FROM items", NULL, 0, &changes));
+    assert_int_equal(0, changes);
     luna_store_close(s);
 }
 
@@ -547,6 +554,7 @@ typedef struct incr_ctx {
     int calls;
     int64_t add;
     luna_store *interferer; /* when set, writes the same row mid-transaction */
+    atomic_int *read_done;  /* when set, raised once the value was read */
 } incr_ctx;
 
 static luna_err increment(luna_store *s, void *vctx)
@@ -566,6 +574,8 @@ static luna_err increment(luna_store *s, void *vctx)
         err = luna_store_col_int64(r, 0, &v);
     luna_store_rows_free(r);
     LUNA_GUARD(err);
+    if (ctx->read_done != NULL)
+        atomic_store(ctx->read_done, 1);
     if (ctx->interferer != NULL) {
         /* Result ignored on purpose: on SQLite this writer is locked out. */
         luna_err e2 = luna_store_exec(ctx->interferer,
@@ -623,13 +633,28 @@ static void concurrent_writers(void **state)
 typedef struct committer_arg {
     luna_store *s;
     luna_err err;
+    atomic_int read_done;
 } committer_arg;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    (void)nanosleep(&ts, NULL);
+}
 
 static void *delayed_commit(void *varg)
 {
     committer_arg *arg = varg;
-    struct timespec ts = {0, 300 * 1000 * 1000};
-    (void)nanosleep(&ts, NULL);
+    if (luna_store_get_kind(arg->s) == LUNA_STORE_POSTGRES) {
+        /* Commit only after B's snapshot saw the old value (bounded wait),
+         * and once B is likely blocked on the row. */
+        for (int i = 0; i < 10000 && atomic_load(&arg->read_done) == 0; i++)
+            sleep_ms(1);
+        sleep_ms(100);
+    } else {
+        /* B cannot read before this commit: BEGIN IMMEDIATE waits. */
+        sleep_ms(300);
+    }
     arg->err = luna_store_commit(arg->s);
     return NULL;
 }
@@ -649,16 +674,17 @@ static void busy_retry(void **state)
     luna_store *b = open_with(&ob);
     committer_arg carg = {.s = a, .err = LUNA_ERR_INTERNAL};
     pthread_t t;
-    incr_ctx ctx = {.add = 1};
+    incr_ctx ctx = {.add = 1, .read_done = &carg.read_done};
     double t0;
 
-    /* A holds the row (and on SQLite the write lock) for 300 ms. */
+    atomic_init(&carg.read_done, 0);
+
+    /* A holds the row (and on SQLite the write lock) a while. */
     assert_luna_ok(luna_store_begin(a));
     assert_luna_ok(luna_store_exec(a, "UPDATE counter SET value = value + 1000 WHERE id = 1", NULL,
                                    0, NULL));
     t0 = now_s();
     assert_int_equal(0, pthread_create(&t, NULL, delayed_commit, &carg));
-    /* Ensure B reads before A commits on PostgreSQL. */
     assert_luna_ok(luna_store_tx(b, increment, &ctx));
     assert_int_equal(0, pthread_join(t, NULL));
     assert_luna_ok(carg.err);

@@ -551,8 +551,9 @@ static void messages_hold_no_values(void **state)
         DEV ",\"storage\":{\"url\":\"postgres://u:SECRETPW@h/\",\"url\":\"SECRETPW\"}}",
         DEV ",\"storage\":{\"url\":SECRETPW}}",
         DEV ",\"profile\":\"SECRETPW\"}",
-        "{\"profile\":\"development\",\"listen\":{\"port\":1},\"tls\":{\"cert\":\"@DIR@/cert.pem\","
-        "\"key\":\"@DIR@/SECRETPW\",\"ca\":\"@DIR@/ca.pem\"}}",
+        ("{\"profile\":\"development\",\"listen\":{\"port\":1},\"tls\":{\"cert\":\"@DIR@/cert.pem\","
+         "\"key\":\"@DIR@/SECRETPW\",\"ca\":\"@DIR@/ca.pem\"}}"),
+        "{\"profile\":\"SECRETPW\",\"listen\":{\"port\":1}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         luna_config *cfg = NULL;

@@ -351,7 +351,7 @@ static void malformed_notes(void **state)
     char buf[1024];
 
     struct {
-        const char *fmt;
+        const char *tmpl;
         luna_err want;
     } cases[] = {
         {"hello\n\n\xe2\x80\x94 luna.test/log @\n", LUNA_OK},
@@ -376,10 +376,10 @@ static void malformed_notes(void **state)
         {"\n\n\xe2\x80\x94 luna.test/log @\n", LUNA_ERR_VERIFY},         /* other text */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        fill(buf, sizeof(buf), cases[i].fmt, b64);
+        fill(buf, sizeof(buf), cases[i].tmpl, b64);
         luna_err got = open_str(buf, &v, 1, &note);
         if (got != cases[i].want)
-            fail_msg("case %zu: got @ want @", i, luna_errname(got), luna_errname(cases[i].want));
+            fail_msg("case %zu: got %s want %s", i, luna_errname(got), luna_errname(cases[i].want));
         if (got != LUNA_OK)
             assert_null(note.text);
     }

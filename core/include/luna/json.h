@@ -98,7 +98,8 @@ struct luna_json_schema;
  *   REAL          min..max inclusive, compared as double
  * one_of (STRING only, optional): NULL-terminated list of the only values
  * accepted; listed in the error message, so keep it short and non-secret.
- * items (ARRAY only, required): describes every element; its name is unused.
+ * items (ARRAY only, required): describes every element; its name is unused;
+ * it may not itself be an ARRAY.
  * object (OBJECT only, required; or an ARRAY item of type OBJECT).
  */
 typedef struct luna_json_field {

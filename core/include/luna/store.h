@@ -110,8 +110,10 @@ luna_store_param luna_store_p_blob(const void *data, size_t len);
  * synchronous=FULL, foreign_keys=ON, secure_delete=ON, trusted_schema=OFF,
  * defensive mode and the busy timeout.  PostgreSQL: connects with libpq.
  * The URL may hold a password: it is neither kept nor logged.
- * Errors: INVALID_ARG (unknown scheme, empty path), UNAVAILABLE (cannot
- * connect), STORAGE (cannot open or configure), NOMEM.
+ * Errors: INVALID_ARG (unknown scheme, empty path, options out of range),
+ * PERMISSION (SQLite path is a symlink or not accessible), UNAVAILABLE
+ * (cannot connect), STORAGE (cannot open or configure), NOMEM.  On error
+ * *out is NULL.
  */
 luna_err luna_store_open(const char *url, const luna_store_options *opts,
                          luna_store **out) LUNA_MUST_CHECK;
