@@ -363,12 +363,12 @@ static void test_sigterm_graceful(void **state)
     fixture *f = *state;
     htu_server s2;
     htu_server_start(&f->env, "gateway", NULL, &s2); /* any valid cert will do */
-    /* A request in flight (700 ms handler) when SIGTERM arrives is still answered. */
+    /* A request in flight (1.2 s handler) when SIGTERM arrives is still answered. */
     SSL_CTX *ctx = htu_client_ctx(&f->env, "gateway", NULL, TLS1_3_VERSION, TLS1_3_VERSION);
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
-        usleep(300000);
+        usleep(400000);
         kill(s2.pid, SIGTERM);
         _exit(0);
     }

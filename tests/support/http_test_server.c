@@ -50,7 +50,7 @@ static void on_slow(evutil_socket_t fd, short what, void *arg)
     free(s);
 }
 
-/* Answers after 700 ms: an in-flight request for the shutdown test. */
+/* Answers after 1.2 s: an in-flight request for the shutdown test. */
 static void handle_slow(luna_http_request *req, void *arg)
 {
     struct event_base *base = arg;
@@ -61,7 +61,7 @@ static void handle_slow(luna_http_request *req, void *arg)
     }
     s->req = req;
     s->ev = evtimer_new(base, on_slow, s);
-    struct timeval tv = {0, 700000};
+    struct timeval tv = {1, 200000};
     if (s->ev == NULL || evtimer_add(s->ev, &tv) != 0) {
         if (s->ev != NULL)
             event_free(s->ev);
