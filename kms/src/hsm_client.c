@@ -1,0 +1,2 @@
+/* placeholder */
+#include "hsm_ipc.h"
