@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -475,6 +476,7 @@ static luna_err unwrap_kek(luna_p11 *p, const uint8_t wrapped[LUNA_HSM_WRAPPED_L
                                        sizeof(t) / sizeof(t[0]), k)));
     /* RFC 5649 can carry 25..32 bytes in 40: only AES-256 is ours. */
     LUNA_TRY(ck(p, p->f->C_GetAttributeValue(p->session, *k, &a, 1)), fail);
+    if (vlen != LUNA_HSM_KEY_LEN) fprintf(stderr, "DEBUG vlen=%lu len=%lu\n", vlen, a.ulValueLen);
     LUNA_TRY_ENSURE(vlen == LUNA_HSM_KEY_LEN, LUNA_ERR_VERIFY, fail);
     return LUNA_OK;
 fail:
