@@ -61,6 +61,13 @@ luna_err audit_log_append(audit_log *log, const luna_audit_entry *entries, size_
                           uint64_t *first,
                           uint8_t (*leaf_hashes)[LUNA_MERKLE_HASH_LEN]) LUNA_MUST_CHECK;
 
+#ifdef LUNA_TESTING
+/* Test hook: appends raw leaf bytes (the shared vectors' leaves), which
+ * the deep verify at open would refuse as non-canonical. */
+luna_err audit_log_append_raw(audit_log *log, const uint8_t *const *leaves, const size_t *lens,
+                              size_t n, uint64_t *first) LUNA_MUST_CHECK;
+#endif
+
 /* Proofs against the tree of `size` leaves (size <= audit_log_size, else
  * LUNA_ERR_NOT_FOUND); merkle.h's rules for the rest. */
 luna_err audit_log_prove_inclusion(audit_log *log, uint64_t index, uint64_t size,

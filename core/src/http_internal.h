@@ -142,9 +142,10 @@ typedef struct luna_http_file_stamp {
 typedef struct luna_http_tls {
     luna_http_tls_role role;
     char *ca_file, *cert_file, *key_file;
+    char *tee_ca_file;                  /* NULL when no TEE CA is configured */
     SSL_CTX *ctx;                       /* current; new connections take it */
-    luna_http_file_stamp stamps[3];     /* of the files ctx was built from */
-    luna_http_file_stamp failed[3];     /* of the last broken attempt */
+    luna_http_file_stamp stamps[4];     /* of the files ctx was built from */
+    luna_http_file_stamp failed[4];     /* of the last broken attempt */
     bool have_failed;
 } luna_http_tls;
 

@@ -4,7 +4,8 @@
  *
  * Owns the SSL_CTX settings (one place decides them for both sides) and
  * the reload logic.  Must never accept anything below TLS 1.3, never trust
- * any anchor but the platform CA file, never resume sessions, and never
+ * any anchor but the platform CA file (and the TEE CA, for lunal://tee/
+ * identities only), never resume sessions, and never
  * swap in a context built from files that fail to load, mismatch, or do
  * not chain to the CA: a broken renewal keeps the old context.
  */
@@ -36,6 +37,44 @@ double luna_http_now(void)
 
 static pthread_once_t luna_http_ex_once = PTHREAD_ONCE_INIT;
 static int luna_http_ex_idx = -1;
+static int luna_http_tee_ca_idx = -1; /* SSL_CTX ex data: the TEE CA's X509 */
+
+static void tee_ca_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                        void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    X509_free(ptr);
+}
+
+static const char luna_tee_prefix[] = "lunal://tee/";
+
+static bool is_tee_identity(const char *id)
+{
+    return strncmp(id, luna_tee_prefix, sizeof(luna_tee_prefix) - 1) == 0;
+}
+
+/*
+ * The anchor rule of docs/protocol.md: with a TEE CA configured, an
+ * identity is acceptable only from its own anchor (TEE identities from the
+ * TEE CA, every other identity from the platform CA).  root is the top of
+ * the verified chain.
+ */
+static bool anchor_allows(const SSL_CTX *ctx, const X509 *root, const char *id)
+{
+    const X509 *tee_ca = luna_http_tee_ca_idx >= 0 && ctx != NULL
+                             ? SSL_CTX_get_ex_data(ctx, luna_http_tee_ca_idx)
+                             : NULL;
+    if (tee_ca == NULL)
+        return true; /* one anchor: the platform CA vouches for every identity */
+    if (root == NULL)
+        return false;
+    bool from_tee_ca = X509_cmp(root, tee_ca) == 0;
+    return from_tee_ca == is_tee_identity(id);
+}
 
 static void expected_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                           void *argp)
@@ -51,6 +90,7 @@ static void expected_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, 
 static void ex_init(void)
 {
     luna_http_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, expected_free);
+    luna_http_tee_ca_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tee_ca_free);
 }
 
 luna_err luna_http_tls_set_expected(SSL *ssl, const char *identity)
@@ -85,10 +125,15 @@ static int client_verify_cb(int preverify_ok, X509_STORE_CTX *x)
     if (ssl != NULL && luna_http_ex_idx >= 0)
         expected = SSL_get_ex_data(ssl, luna_http_ex_idx);
     X509 *leaf = X509_STORE_CTX_get_current_cert(x);
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(x);
+    X509 *root = chain != NULL && sk_X509_num(chain) > 0
+                     ? sk_X509_value(chain, sk_X509_num(chain) - 1)
+                     : NULL;
     char id[LUNA_PKI_IDENTITY_MAX];
     if (expected == NULL || leaf == NULL ||
         luna_pki_identity_from_cert(leaf, id, sizeof(id)) != LUNA_OK ||
-        strcmp(id, expected) != 0) {
+        strcmp(id, expected) != 0 ||
+        !anchor_allows(ssl != NULL ? SSL_get_SSL_CTX(ssl) : NULL, root, id)) {
         X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
@@ -110,27 +155,41 @@ luna_err luna_http_tls_peer_identity(SSL *ssl, char *out, size_t out_cap)
         out[0] = '\0';
         return LUNA_ERR_UNAUTHENTICATED;
     }
+    STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
+    X509 *root = chain != NULL && sk_X509_num(chain) > 0
+                     ? sk_X509_value(chain, sk_X509_num(chain) - 1)
+                     : NULL;
+    if (!anchor_allows(SSL_get_SSL_CTX(ssl), root, out)) {
+        out[0] = '\0';
+        return LUNA_ERR_UNAUTHENTICATED;
+    }
     return LUNA_OK;
 }
 
 /* ---- building a context ---- */
 
-static luna_err build_ctx(luna_http_tls_role role, const char *ca_file, const char *cert_file,
-                          const char *key_file, SSL_CTX **out)
+static luna_err build_ctx(luna_http_tls_role role, const luna_http_tls *t, SSL_CTX **out)
 {
     luna_err err = LUNA_OK;
-    X509 *ca = NULL, *leaf = NULL;
+    X509 *ca = NULL, *tee_ca = NULL, *leaf = NULL;
     EVP_PKEY *key = NULL;
     SSL_CTX *ctx = NULL;
     *out = NULL;
 
-    LUNA_TRY(luna_pki_read_cert(ca_file, &ca), out);
-    LUNA_TRY(luna_pki_read_cert(cert_file, &leaf), out);
-    LUNA_TRY(luna_pki_read_key(key_file, &key), out);
-    /* Our own certificate must be one a peer will accept right now. */
-    LUNA_TRY(luna_pki_verify(ca, leaf, (int64_t)time(NULL)), out);
+    if (pthread_once(&luna_http_ex_once, ex_init) != 0 || luna_http_tee_ca_idx < 0)
+        return LUNA_ERR_TLS;
+    LUNA_TRY(luna_pki_read_cert(t->ca_file, &ca), out);
+    if (t->tee_ca_file != NULL)
+        LUNA_TRY(luna_pki_read_cert(t->tee_ca_file, &tee_ca), out);
+    LUNA_TRY(luna_pki_read_cert(t->cert_file, &leaf), out);
+    LUNA_TRY(luna_pki_read_key(t->key_file, &key), out);
     char id[LUNA_PKI_IDENTITY_MAX];
     LUNA_TRY(luna_pki_identity_from_cert(leaf, id, sizeof(id)), out);
+    /* Our own certificate must be one a peer will accept right now, from
+     * the anchor its identity belongs to. */
+    LUNA_TRY(luna_pki_verify(tee_ca != NULL && is_tee_identity(id) ? tee_ca : ca, leaf,
+                             (int64_t)time(NULL)),
+             out);
 
     ctx = SSL_CTX_new(role == LUNA_HTTP_TLS_SERVER ? TLS_server_method() : TLS_client_method());
     LUNA_TRY_ENSURE(ctx != NULL, LUNA_ERR_NOMEM, out);
@@ -144,6 +203,12 @@ static luna_err build_ctx(luna_http_tls_role role, const char *ca_file, const ch
     /* The platform CA is the only anchor: no default paths are loaded. */
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     LUNA_TRY_ENSURE(store != NULL && X509_STORE_add_cert(store, ca) == 1, LUNA_ERR_TLS, out);
+    if (tee_ca != NULL) {
+        LUNA_TRY_ENSURE(X509_STORE_add_cert(store, tee_ca) == 1, LUNA_ERR_TLS, out);
+        LUNA_TRY_ENSURE(SSL_CTX_set_ex_data(ctx, luna_http_tee_ca_idx, tee_ca) == 1, LUNA_ERR_TLS,
+                        out);
+        tee_ca = NULL; /* owned by ctx now (freed by tee_ca_free) */
+    }
     X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
     LUNA_TRY_ENSURE(param != NULL && X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT) == 1,
                     LUNA_ERR_TLS, out);
@@ -157,6 +222,9 @@ static luna_err build_ctx(luna_http_tls_role role, const char *ca_file, const ch
         LUNA_TRY_ENSURE(SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1, LUNA_ERR_TLS, out);
         LUNA_TRY_ENSURE(SSL_CTX_set_num_tickets(ctx, 0) == 1, LUNA_ERR_TLS, out);
         LUNA_TRY_ENSURE(SSL_CTX_add_client_CA(ctx, ca) == 1, LUNA_ERR_TLS, out);
+        X509 *tee_anchor = SSL_CTX_get_ex_data(ctx, luna_http_tee_ca_idx);
+        if (tee_anchor != NULL)
+            LUNA_TRY_ENSURE(SSL_CTX_add_client_CA(ctx, tee_anchor) == 1, LUNA_ERR_TLS, out);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     } else {
         LUNA_TRY_ENSURE(SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER) == 1, LUNA_ERR_TLS, out);
@@ -169,6 +237,7 @@ out:
     SSL_CTX_free(ctx);
     EVP_PKEY_free(key);
     X509_free(leaf);
+    X509_free(tee_ca);
     X509_free(ca);
     return err;
 }
@@ -194,10 +263,13 @@ static bool stamps_equal(const luna_http_file_stamp *a, const luna_http_file_sta
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-static luna_err stamp_all(const luna_http_tls *t, luna_http_file_stamp st[3])
+static luna_err stamp_all(const luna_http_tls *t, luna_http_file_stamp st[4])
 {
     LUNA_GUARD(stamp_file(t->ca_file, &st[0]));
     LUNA_GUARD(stamp_file(t->cert_file, &st[1]));
+    memset(&st[3], 0, sizeof(st[3]));
+    if (t->tee_ca_file != NULL)
+        LUNA_GUARD(stamp_file(t->tee_ca_file, &st[3]));
     return stamp_file(t->key_file, &st[2]);
 }
 
@@ -209,6 +281,7 @@ void luna_http_tls_free(luna_http_tls *t)
     free(t->ca_file);
     free(t->cert_file);
     free(t->key_file);
+    free(t->tee_ca_file);
     free(t);
 }
 
@@ -230,10 +303,13 @@ luna_err luna_http_tls_new(luna_http_tls_role role, const luna_http_tls_files *f
     t->ca_file = strdup(files->ca_file);
     t->cert_file = strdup(files->cert_file);
     t->key_file = strdup(files->key_file);
-    LUNA_TRY_ENSURE(t->ca_file != NULL && t->cert_file != NULL && t->key_file != NULL,
+    if (files->tee_ca_file != NULL)
+        t->tee_ca_file = strdup(files->tee_ca_file);
+    LUNA_TRY_ENSURE(t->ca_file != NULL && t->cert_file != NULL && t->key_file != NULL &&
+                        (files->tee_ca_file == NULL || t->tee_ca_file != NULL),
                     LUNA_ERR_NOMEM, fail);
     LUNA_TRY(stamp_all(t, t->stamps), fail);
-    LUNA_TRY(build_ctx(role, t->ca_file, t->cert_file, t->key_file, &t->ctx), fail);
+    LUNA_TRY(build_ctx(role, t, &t->ctx), fail);
     *out = t;
     return LUNA_OK;
 fail:
@@ -246,12 +322,12 @@ luna_err luna_http_tls_check(luna_http_tls *t, bool *reloaded)
     if (t == NULL || reloaded == NULL)
         return LUNA_ERR_INVALID_ARG;
     *reloaded = false;
-    luna_http_file_stamp now[3];
+    luna_http_file_stamp now[4];
     luna_err err = stamp_all(t, now);
     if (err != LUNA_OK)
         return err; /* a file mid-replacement or gone: keep serving, retry next tick */
     bool same = true, same_failed = t->have_failed;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         same = same && stamps_equal(&now[i], &t->stamps[i]);
         same_failed = same_failed && stamps_equal(&now[i], &t->failed[i]);
     }
@@ -259,7 +335,7 @@ luna_err luna_http_tls_check(luna_http_tls *t, bool *reloaded)
     if (same || same_failed)
         return LUNA_OK;
     SSL_CTX *fresh = NULL;
-    err = build_ctx(t->role, t->ca_file, t->cert_file, t->key_file, &fresh);
+    err = build_ctx(t->role, t, &fresh);
     if (err != LUNA_OK) {
         memcpy(t->failed, now, sizeof(t->failed));
         t->have_failed = true;

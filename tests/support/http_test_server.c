@@ -5,7 +5,7 @@
  * shutdown (SIGTERM/SIGINT).  Test-only: never shipped, never a template
  * for handling secrets.
  *
- *   http_test_server --ca F --cert F --key F [--max-body N]
+ *   http_test_server --ca F --cert F --key F [--tee-ca F] [--max-body N]
  *                    [--reload-sec N] [--grace-ms N] [--timeout-sec N]
  */
 #include <stdio.h>
@@ -94,7 +94,8 @@ int main(int argc, char **argv)
         .component = "http-test",
         .tls = {.ca_file = arg_value(argc, argv, "--ca"),
                 .cert_file = arg_value(argc, argv, "--cert"),
-                .key_file = arg_value(argc, argv, "--key")},
+                .key_file = arg_value(argc, argv, "--key"),
+                .tee_ca_file = arg_value(argc, argv, "--tee-ca")},
         .max_body = arg_uint(argc, argv, "--max-body"),
         .reload_sec = arg_uint(argc, argv, "--reload-sec"),
         .shutdown_grace_ms = arg_uint(argc, argv, "--grace-ms"),

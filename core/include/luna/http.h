@@ -76,6 +76,14 @@ typedef struct luna_http_tls_files {
     const char *ca_file;   /* the platform CA certificate: the only trust anchor */
     const char *cert_file; /* this process's leaf certificate */
     const char *key_file;  /* its unencrypted PKCS#8 key, mode 0600 (luna_pki_read_key) */
+    /*
+     * Optional: the TEE CA (docs/protocol.md), a second anchor that may only
+     * vouch for lunal://tee/ identities.  When set, a certificate chaining to
+     * it must carry a lunal://tee/ identity and a lunal://tee/ identity must
+     * chain to it; a peer breaking either rule fails the handshake (client)
+     * or is unauthenticated (server).  NULL: only the platform CA is trusted.
+     */
+    const char *tee_ca_file;
 } luna_http_tls_files;
 
 /* ====================================================================== */
