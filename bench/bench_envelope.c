@@ -55,7 +55,8 @@ int main(void)
 
     luna_envelope_seal_params sp = {.ids = ids, .client_sk = client_sk, .tee_pk = tee_pk,
                                     .otk = otk};
-    luna_envelope_open_params op = {.tee_id = ids.tee_id, .tee_sk = tee_sk, .otk = otk,
+    luna_envelope_open_params op = {.tee_id = ids.tee_id, .tenant = ids.tenant, .job = ids.job,
+                                    .request_id = ids.request_id, .tee_sk = tee_sk, .otk = otk,
                                     .client_pk = client_pk};
     for (int r = 0; r < ROUNDS; r++) {
         /* Baseline: one AEAD layer, seal + open, in place (as the envelope does). */

@@ -36,16 +36,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         luna_x25519_public(tee_sk, tee_pk) != LUNA_OK || luna_ed25519_public(seed, spk) != LUNA_OK)
         abort();
 
+    /* Expected ids: the header's own when it parses, so the crypto path of
+     * open is what gets fuzzed, not only the id comparison. */
+    char tenant[LUNA_ENVELOPE_MAX_ID_LEN + 1] = "acme", job[LUNA_ENVELOPE_MAX_ID_LEN + 1] = "x",
+         req[LUNA_ENVELOPE_MAX_ID_LEN + 1] = "r";
     if (luna_envelope_parse_header(data, size, &h) == LUNA_OK) {
         if (h.header_len + h.body_len != size || h.header_len > LUNA_ENVELOPE_MAX_HEADER_LEN)
             abort(); /* the parser's own invariant */
+        memcpy(tenant, h.tenant, sizeof(tenant));
+        memcpy(job, h.job, sizeof(job));
+        memcpy(req, h.request_id, sizeof(req));
     }
 
     buf = malloc(size ? size : 1);
     if (buf == NULL)
         return 0;
     memcpy(buf, data, size);
-    luna_envelope_open_params op = {.tee_id = "tee-sim-01", .tee_sk = tee_sk, .otk = otk,
+    luna_envelope_open_params op = {.tee_id = "tee-sim-01", .tenant = tenant, .job = job,
+                                    .request_id = req, .tee_sk = tee_sk, .otk = otk,
                                     .client_pk = client_pk};
     if (luna_envelope_open(buf, size, &op, &h, &pt, &pt_len) == LUNA_OK) {
         if (pt < buf || pt_len > size || (size_t)(pt - buf) + pt_len > size)

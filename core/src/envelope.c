@@ -385,14 +385,18 @@ luna_err luna_envelope_open(uint8_t *env, size_t env_len, const luna_envelope_op
     size_t inner_len;
     luna_err err;
 
-    LUNA_ENSURE(p != NULL && p->tee_id != NULL && p->tee_sk != NULL && p->otk != NULL &&
+    LUNA_ENSURE(p != NULL && p->tee_id != NULL && p->tenant != NULL && p->job != NULL &&
+                    p->request_id != NULL && p->tee_sk != NULL && p->otk != NULL &&
                     p->client_pk != NULL && h != NULL && pt != NULL && pt_len != NULL,
                 LUNA_ERR_INVALID_ARG);
     *pt = NULL;
     *pt_len = 0;
-    /* Refuse an envelope for another TEE before spending any crypto on it. */
+    /* Refuse an envelope for another TEE, or for anything other than what
+     * the KMS released this key for, before spending any crypto on it. */
     LUNA_GUARD(luna_envelope_parse_header(env, env_len, h));
-    LUNA_ENSURE(id_equal(h->tee_id, p->tee_id), LUNA_ERR_VERIFY);
+    LUNA_ENSURE(id_equal(h->tee_id, p->tee_id) && id_equal(h->tenant, p->tenant) &&
+                    id_equal(h->job, p->job) && id_equal(h->request_id, p->request_id),
+                LUNA_ERR_VERIFY);
     LUNA_GUARD(luna_envelope_open_outer(env, env_len, LUNA_ENVELOPE_TYPE_REQUEST, p->otk,
                                         p->client_pk, h, &inner, &inner_len));
     err = luna_envelope_open_inner(h, inner, inner_len, p->tee_sk, p->client_pk, pt, pt_len);

@@ -576,8 +576,13 @@ static luna_err check_claims(const json_t *c, int64_t now, int64_t skew,
 
     if (opts->issuer != NULL)
         LUNA_ENSURE(iss != NULL && json_str_equal(iss, opts->issuer), LUNA_ERR_VERIFY);
+    /* RFC 7519 4.1.3: a verifier that does not find itself in a present
+       "aud" must refuse, so a token minted for another service is never
+       accepted by a verifier that set no audience. */
     if (opts->audience != NULL)
         LUNA_ENSURE(aud != NULL && aud_matches(aud, opts->audience), LUNA_ERR_VERIFY);
+    else
+        LUNA_ENSURE(aud == NULL, LUNA_ERR_VERIFY);
     return LUNA_OK;
 }
 

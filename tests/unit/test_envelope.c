@@ -83,9 +83,20 @@ static uint8_t *copy_env(void)
 static luna_err open_with(uint8_t *buf, size_t len, const char *tee_id, const uint8_t *tee_sk,
                           const uint8_t *otk, const uint8_t *client_pk)
 {
-    luna_envelope_open_params p = {.tee_id = tee_id, .tee_sk = tee_sk, .otk = otk,
-                                   .client_pk = client_pk};
+    /* Expect the header's own tenant/job/request id, so the layers' crypto
+     * (not the id comparison) must catch any edit; the comparison has its
+     * own test (open_refuses_ids_other_than_released). */
     luna_envelope_header h;
+    char tenant[LUNA_ENVELOPE_MAX_ID_LEN + 1] = "-", job[LUNA_ENVELOPE_MAX_ID_LEN + 1] = "-",
+         req[LUNA_ENVELOPE_MAX_ID_LEN + 1] = "-";
+    if (luna_envelope_parse_header(buf, len, &h) == LUNA_OK) {
+        memcpy(tenant, h.tenant, sizeof(tenant));
+        memcpy(job, h.job, sizeof(job));
+        memcpy(req, h.request_id, sizeof(req));
+    }
+    luna_envelope_open_params p = {.tee_id = tee_id, .tenant = tenant, .job = job,
+                                   .request_id = req, .tee_sk = tee_sk, .otk = otk,
+                                   .client_pk = client_pk};
     uint8_t *pt;
     size_t pt_len;
     luna_err err = luna_envelope_open(buf, len, &p, &h, &pt, &pt_len);
@@ -418,8 +429,9 @@ static void test_bad_ids_and_capacity(void **state)
     /* Empty plaintext round-trips. */
     p.tee_pk = F.tee_pk;
     assert_luna_ok(luna_envelope_seal(&p, NULL, 0, &w));
-    luna_envelope_open_params op = {.tee_id = IDS.tee_id, .tee_sk = F.tee_sk, .otk = F.otk,
-                                    .client_pk = F.client_pk};
+    luna_envelope_open_params op = {.tee_id = IDS.tee_id, .tenant = IDS.tenant, .job = IDS.job,
+                                    .request_id = IDS.request_id, .tee_sk = F.tee_sk,
+                                    .otk = F.otk, .client_pk = F.client_pk};
     luna_envelope_header h;
     uint8_t *pt;
     size_t pt_len;
@@ -496,8 +508,9 @@ static void test_result_round_trip_and_receipt(void **state)
                     open_result(c, len, F.sign_pk, F.tee_pk, "req-0002", &rc, &data, &dlen));
     /* A result is not a request and vice versa. */
     memcpy(c, env, len);
-    luna_envelope_open_params op = {.tee_id = IDS.tee_id, .tee_sk = F.tee_sk, .otk = F.otk,
-                                    .client_pk = F.client_pk};
+    luna_envelope_open_params op = {.tee_id = IDS.tee_id, .tenant = IDS.tenant, .job = IDS.job,
+                                    .request_id = IDS.request_id, .tee_sk = F.tee_sk,
+                                    .otk = F.otk, .client_pk = F.client_pk};
     luna_envelope_header h;
     uint8_t *pt;
     size_t pt_len;
@@ -537,10 +550,44 @@ static void test_result_for_other_request_refused(void **state)
     free(env);
 }
 
+/* The header's ids are the client's claim; the TEE binds them to the ids
+ * the KMS released the one-time key for. */
+static luna_err open_expecting(const char *tenant, const char *job, const char *req)
+{
+    uint8_t *c = malloc(F.env_len + 1);
+    assert_non_null(c);
+    memcpy(c, F.env, F.env_len);
+    luna_envelope_open_params op = {.tee_id = IDS.tee_id, .tenant = tenant, .job = job,
+                                    .request_id = req, .tee_sk = F.tee_sk, .otk = F.otk,
+                                    .client_pk = F.client_pk};
+    luna_envelope_header h;
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    luna_err err = luna_envelope_open(c, F.env_len, &op, &h, &pt, &pt_len);
+    if (err != LUNA_OK)
+        assert_null(pt);
+    free(c);
+    return err;
+}
+
+static void test_open_refuses_ids_other_than_released(void **state)
+{
+    (void)state;
+    assert_luna_ok(open_expecting(IDS.tenant, IDS.job, IDS.request_id));
+    assert_luna_err(LUNA_ERR_VERIFY, open_expecting("globex", IDS.job, IDS.request_id));
+    assert_luna_err(LUNA_ERR_VERIFY, open_expecting(IDS.tenant, "other-job", IDS.request_id));
+    assert_luna_err(LUNA_ERR_VERIFY, open_expecting(IDS.tenant, IDS.job, "req-0002"));
+    assert_luna_err(LUNA_ERR_VERIFY, open_expecting("acmE", IDS.job, IDS.request_id));
+    assert_luna_err(LUNA_ERR_INVALID_ARG, open_expecting(NULL, IDS.job, IDS.request_id));
+    assert_luna_err(LUNA_ERR_INVALID_ARG, open_expecting(IDS.tenant, NULL, IDS.request_id));
+    assert_luna_err(LUNA_ERR_INVALID_ARG, open_expecting(IDS.tenant, IDS.job, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_open_refuses_ids_other_than_released),
         cmocka_unit_test(test_inner_needs_tee_key),
         cmocka_unit_test(test_outer_needs_otk),
         cmocka_unit_test(test_one_key_alone_learns_nothing),

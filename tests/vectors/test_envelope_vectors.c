@@ -186,7 +186,9 @@ static void test_request_vectors(void **state)
         uint8_t *otk = get_hex(v, "otk", &n);
         uint8_t *client_pk = get_hex(v, "client_pk", &n);
         uint8_t *pt_want = get_hex(v, "plaintext", &pt_len);
-        luna_envelope_open_params op = {.tee_id = get_str(v, "tee_id"), .tee_sk = tee_sk,
+        luna_envelope_open_params op = {.tee_id = get_str(v, "tee_id"),
+                                        .tenant = get_str(v, "tenant"), .job = get_str(v, "job"),
+                                        .request_id = get_str(v, "request_id"), .tee_sk = tee_sk,
                                         .otk = otk, .client_pk = client_pk};
         luna_envelope_header h;
         uint8_t *pt;

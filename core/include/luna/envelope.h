@@ -124,14 +124,24 @@ luna_err luna_envelope_open_inner(const luna_envelope_header *h, uint8_t *inner,
 
 typedef struct luna_envelope_open_params {
     const char *tee_id;    /* this TEE's id: an envelope for another TEE is refused */
+    /*
+     * What the KMS's release answer says this one-time key was issued for
+     * (docs/protocol.md).  The header's ids are the client's claim,
+     * authenticated only by the client's own key; these bind them to what
+     * IAM and the KMS approved.  All three required.
+     */
+    const char *tenant;
+    const char *job;
+    const char *request_id;
     const uint8_t *tee_sk; /* this TEE's X25519 private key (32) */
     const uint8_t *otk;    /* the one-time key the KMS released (32) */
     const uint8_t *client_pk; /* the client key the KMS bound that OTK to (32) */
 } luna_envelope_open_params;
 
 /*
- * TEE side: both layers, in place.  The caller still checks the request id
- * for reuse and tenant/job against its policy (from *h).
+ * TEE side: both layers, in place.  Refuses (LUNA_ERR_VERIFY, before any
+ * decryption) a header whose tee id, tenant, job or request id differs from
+ * the params.  The caller still checks the request id for reuse.
  */
 luna_err luna_envelope_open(uint8_t *env, size_t env_len, const luna_envelope_open_params *p,
                             luna_envelope_header *h, uint8_t **pt,

@@ -141,11 +141,12 @@ typedef struct luna_jws_verify_opts {
     /* When not NULL, "iss" must be present and equal to it. */
     const char *issuer;
     /* When not NULL, "aud" must be present and equal it (a string) or
-       contain it (an array of strings). */
+       contain it (an array of strings).  When NULL, a token that carries
+       "aud" is refused (RFC 7519 4.1.3: it was minted for someone else). */
     const char *audience;
 } luna_jws_verify_opts;
 
-/* now = 0 (system clock), skew = LUNA_JWS_DEFAULT_SKEW, no iss/aud check. */
+/* now = 0 (system clock), skew = LUNA_JWS_DEFAULT_SKEW, no iss check, no aud allowed. */
 void luna_jws_verify_opts_init(luna_jws_verify_opts *opts);
 
 /*
