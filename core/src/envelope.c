@@ -596,7 +596,10 @@ luna_err luna_result_open(uint8_t *env, size_t env_len, const luna_result_open_p
                                         &h, &inner, &inner_len));
     LUNA_TRY(luna_envelope_open_inner(&h, inner, inner_len, p->client_sk, p->tee_pk, &pt, &pt_len),
              fail);
-    LUNA_TRY(check_receipt(pt, pt_len, p, &h, receipt, &data_off), fail);
+    err = check_receipt(pt, pt_len, p, &h, receipt, &data_off);
+    /* Inside authenticated layers, any receipt defect is a failed
+     * verification of the result (docs/envelope.md), whatever its shape. */
+    LUNA_TRY_ENSURE(err == LUNA_OK, LUNA_ERR_VERIFY, fail);
     *result = pt + data_off;
     *result_len = pt_len - data_off;
     return LUNA_OK;

@@ -279,9 +279,14 @@ static luna_err parse_key_string(const char *s, size_t len, const char **name, s
         uint8_t head[3];
         size_t any = 0;
         if (b64_decode(b64, b64_len, NULL, 0, &any) != LUNA_OK || b64_len < 4 ||
-            b64_decode(b64, 4, head, sizeof(head), &any) != LUNA_OK || any < 1)
+            b64_decode(b64, 4, head, sizeof(head), &any) != LUNA_OK || any < 1) {
+            luna_wipe(head, sizeof(head));
             return LUNA_ERR_FORMAT;
-        return head[0] == LUNA_NOTE_ALG_ED25519 ? LUNA_ERR_FORMAT : LUNA_ERR_UNSUPPORTED;
+        }
+        /* For a signer key, head[1..2] are seed bytes: wiped either way. */
+        uint8_t alg = head[0];
+        luna_wipe(head, sizeof(head));
+        return alg == LUNA_NOTE_ALG_ED25519 ? LUNA_ERR_FORMAT : LUNA_ERR_UNSUPPORTED;
     }
     if (b64_decode(b64, b64_len, key, 33, &got) != LUNA_OK || got != 33)
         return LUNA_ERR_FORMAT;
@@ -526,8 +531,10 @@ luna_err luna_note_open(const uint8_t *msg, size_t len, const luna_note_verifier
         size_t k;
         for (k = 0; k < i && !(out->sigs[k].verified && which[k] == j); k++)
             ;
-        if (k == i)
-            out->n_verified++;
+        /* Two signature lines from one known key make a malformed note (as
+           in the reference implementation), not one counted signature. */
+        LUNA_TRY_ENSURE(k == i, LUNA_ERR_VERIFY, bad);
+        out->n_verified++;
     }
     LUNA_TRY_ENSURE(out->n_verified > 0, LUNA_ERR_VERIFY, bad);
     return LUNA_OK;

@@ -3,12 +3,15 @@
  * process hardening every daemon applies at start.  Must never copy a
  * secret anywhere it does not wipe, and never log one.
  *
- * Layout of one allocation: [guard page][header + data ...][guard page].
- * The header sits at the start of the data pages so a secret is one mmap.
+ * Layout: the bytes sit flush against a trailing PROT_NONE guard page, so
+ * any overrun faults at once; a leading guard page catches underruns.  The
+ * bookkeeping lives in a separate small heap block, so a stray write near
+ * the secret cannot corrupt the lengths later given to munmap.
  */
 #include "luna/secret.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -18,10 +21,11 @@
 #include "luna/bytes.h"
 
 struct luna_secret {
-    size_t len;      /* bytes the caller asked for */
-    size_t map_len;  /* whole mapping, guard pages included */
+    uint8_t *data;   /* len bytes, ending at the trailing guard page */
+    size_t len;
+    uint8_t *base;   /* the whole mapping, guard pages included */
+    size_t map_len;
     bool locked;
-    uint8_t data[];  /* followed by padding up to the trailing guard page */
 };
 
 #ifdef LUNA_TESTING
@@ -48,24 +52,37 @@ luna_err luna_secret_new(size_t len, luna_secret **out)
         return LUNA_ERR_INVALID_ARG;
 
     size_t pg = page_size();
-    size_t body = (sizeof(struct luna_secret) + len + pg - 1) / pg * pg;
+    size_t body = (len + pg - 1) / pg * pg;
     size_t map_len = body + 2 * pg;
-    uint8_t *base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED)
+    struct luna_secret *s = calloc(1, sizeof(*s));
+    if (s == NULL)
         return LUNA_ERR_NOMEM;
+    uint8_t *base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        free(s);
+        return LUNA_ERR_NOMEM;
+    }
     if (mprotect(base, pg, PROT_NONE) != 0 || mprotect(base + pg + body, pg, PROT_NONE) != 0) {
         munmap(base, map_len);
+        free(s);
         return LUNA_ERR_NOMEM;
     }
     (void)madvise(base + pg, body, MADV_DONTDUMP);
-    struct luna_secret *s = (struct luna_secret *)(void *)(base + pg);
-    s->len = len;
+    s->base = base;
     s->map_len = map_len;
+    s->len = len;
+    s->data = base + pg + body - len;
     /* mlock can fail under RLIMIT_MEMLOCK; the secret is still undumpable
-     * and wiped, so go on rather than refuse to work. */
+     * and wiped, and luna_secret_is_locked() tells the caller, who decides
+     * whether that is acceptable (a daemon can refuse to start). */
     s->locked = mlock(base + pg, body) == 0;
     *out = s;
     return LUNA_OK;
+}
+
+bool luna_secret_is_locked(const luna_secret *s)
+{
+    return s != NULL && s->locked;
 }
 
 luna_err luna_secret_from(const void *src, size_t len, luna_secret **out)
@@ -97,20 +114,18 @@ void luna_secret_free(luna_secret *s)
     if (s == NULL)
         return;
     size_t pg = page_size();
-    size_t map_len = s->map_len;
-    size_t body = map_len - 2 * pg;
-    uint8_t *base = (uint8_t *)s - pg;
-    size_t len = s->len;
+    size_t body = s->map_len - 2 * pg;
 
-    luna_wipe(s->data, len);
+    luna_wipe(s->data, s->len);
 #ifdef LUNA_TESTING
     if (secret_free_hook != NULL)
-        secret_free_hook(s->data, len);
+        secret_free_hook(s->data, s->len);
 #endif
     if (s->locked)
-        (void)munlock(base + pg, body);
+        (void)munlock(s->base + pg, body);
+    munmap(s->base, s->map_len);
     luna_wipe(s, sizeof(*s));
-    munmap(base, map_len);
+    free(s);
 }
 
 luna_err luna_process_harden(void)

@@ -6,6 +6,9 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "luna/secret.h"
 #include "luna_test.h"
@@ -65,6 +68,54 @@ static void bounds_and_null(void **state)
     luna_secret_free(s);
 }
 
+/* Writes one byte at data[off] in a child; returns the signal that killed
+ * it, or 0 when it exited normally. */
+static int poke_in_child(size_t len, long off)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL); /* cmocka's handler must not catch the fault */
+        luna_secret *s = NULL;
+        if (luna_secret_new(len, &s) != LUNA_OK)
+            _exit(2);
+        volatile uint8_t *p = luna_secret_data(s);
+        p[off] = 0x41;
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(pid, waitpid(pid, &st, 0));
+    return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+}
+
+static void overrun_and_underrun_fault(void **state)
+{
+    (void)state;
+    /* Controls: the last and first bytes are writable. */
+    assert_int_equal(0, poke_in_child(100, 99));
+    assert_int_equal(0, poke_in_child(100, 0));
+    /* One byte past the end hits the trailing guard page at once (SIGSEGV;
+     * under ASan, whose SEGV handler aborts, SIGABRT). */
+    int sig = poke_in_child(100, 100);
+    assert_true(sig == SIGSEGV || sig == SIGABRT);
+    sig = poke_in_child(4096, 4096);
+    assert_true(sig == SIGSEGV || sig == SIGABRT);
+    /* Before the start of a page-sized secret: the leading guard page. */
+    sig = poke_in_child(4096, -1);
+    assert_true(sig == SIGSEGV || sig == SIGABRT);
+}
+
+static void secret_is_locked(void **state)
+{
+    (void)state;
+    luna_secret *s = NULL;
+    assert_luna_ok(luna_secret_new(32, &s));
+    /* The test runs with the default RLIMIT_MEMLOCK (or as root): locked. */
+    assert_true(luna_secret_is_locked(s));
+    luna_secret_free(s);
+    assert_false(luna_secret_is_locked(NULL));
+}
+
 static void process_harden_disables_dumps(void **state)
 {
     (void)state;
@@ -83,6 +134,8 @@ int main(void)
         cmocka_unit_test(freed_secret_is_wiped),
         cmocka_unit_test(hook_sees_bytes_when_not_wiped),
         cmocka_unit_test(bounds_and_null),
+        cmocka_unit_test(overrun_and_underrun_fault),
+        cmocka_unit_test(secret_is_locked),
         cmocka_unit_test(process_harden_disables_dumps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

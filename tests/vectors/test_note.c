@@ -389,15 +389,32 @@ static void malformed_notes(void **state)
     *last = (char)(*last == 'A' ? 'B' : *last == 'Q' ? 'R' : *last + 1);
     assert_int_not_equal(LUNA_OK, open_str(buf, &v, 1, &note));
 
-    /* Caps: 32 signature lines are fine, 33 are too many. */
+    /* Two signature lines from one known key: a malformed note. */
     luna_note_signer *many[LUNA_NOTE_MAX_SIGS];
     for (size_t i = 0; i < LUNA_NOTE_MAX_SIGS; i++)
         many[i] = s;
+    assert_luna_ok(luna_note_sign((const uint8_t *)"x\n", 2, many, 2, out, sizeof(out), &n));
+    assert_luna_err(LUNA_ERR_VERIFY, luna_note_open(out, n, &v, 1, &note));
+    /* Caps: 32 signature lines are fine (one known key, 31 others), 33 are
+       too many. */
+    luna_note_signer *others[LUNA_NOTE_MAX_SIGS - 1];
+    for (size_t i = 0; i < LUNA_NOTE_MAX_SIGS - 1; i++) {
+        char name[32];
+        uint8_t seed[32];
+        memset(seed, (int)(i + 1), sizeof(seed));
+        int nl = snprintf(name, sizeof(name), "other.test/%zu", i);
+        assert_luna_ok(luna_note_signer_new(name, (size_t)nl, seed, &others[i]));
+        many[i + 1] = others[i];
+    }
     assert_luna_ok(luna_note_sign((const uint8_t *)"x\n", 2, many, LUNA_NOTE_MAX_SIGS, out,
                                   sizeof(out), &n));
+    for (size_t i = 0; i < LUNA_NOTE_MAX_SIGS - 1; i++)
+        luna_note_signer_free(others[i]);
     assert_luna_ok(luna_note_open(out, n, &v, 1, &note));
     assert_int_equal(LUNA_NOTE_MAX_SIGS, note.n_sigs);
-    assert_int_equal(1, note.n_verified); /* one key, counted once */
+    assert_int_equal(1, note.n_verified); /* only the known key counts */
+    for (size_t i = 1; i < LUNA_NOTE_MAX_SIGS; i++)
+        many[i] = s; /* for the over-cap signing refusal below */
     uint8_t *more = malloc(n + 200);
     assert_non_null(more);
     memcpy(more, out, n);

@@ -1,15 +1,18 @@
 /*
  * luna/secret.h - the one type for secrets held in memory.
  *
- * A luna_secret lives in its own mmap'd pages with guard pages on both
- * sides, mlock'ed (kept out of swap) and marked MADV_DONTDUMP (kept out of
- * core dumps); luna_secret_free wipes it before unmapping.  Short-lived
+ * A luna_secret lives in its own mmap'd pages, flush against a trailing
+ * guard page (an overrun faults) with a leading one too, mlock'ed (kept
+ * out of swap; luna_secret_is_locked says whether that worked) and marked
+ * MADV_DONTDUMP (kept out of core dumps); luna_secret_free wipes it before
+ * unmapping.  Short-lived
  * fixed-size secrets on the stack use luna_wipe() on every path instead.
  * Nothing here ever logs or prints the bytes.
  */
 #ifndef LUNA_SECRET_H
 #define LUNA_SECRET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +28,8 @@ luna_err luna_secret_from(const void *src, size_t len, luna_secret **out) LUNA_M
 uint8_t *luna_secret_data(luna_secret *s);
 const uint8_t *luna_secret_cdata(const luna_secret *s);
 size_t luna_secret_len(const luna_secret *s);
+/* Whether mlock succeeded (false under a too small RLIMIT_MEMLOCK). */
+bool luna_secret_is_locked(const luna_secret *s);
 /* Wipes, unlocks and unmaps; NULL is a no-op. */
 void luna_secret_free(luna_secret *s);
 
