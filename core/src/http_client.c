@@ -12,6 +12,9 @@
  */
 #include "http_internal.h"
 
+#include <ctype.h>
+#include <strings.h>
+
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,17 +207,60 @@ static bool request_path_ok(const char *path)
     return true;
 }
 
+/* An extra header the caller may set: a token name that is not one the
+ * client owns, and a value with no byte that could end or split a line. */
+static bool extra_header_ok(const luna_http_header *hd)
+{
+    static const char *const owned[] = {"host", "connection", "content-type", "content-length",
+                                        "x-request-id", "transfer-encoding"};
+    if (hd->name == NULL || hd->value == NULL)
+        return false;
+    size_t n = strnlen(hd->name, 65);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)hd->name[i];
+        if (!(isalnum(ch) || ch == '-' || ch == '_'))
+            return false;
+    }
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        if (strcasecmp(hd->name, owned[i]) == 0)
+            return false;
+    size_t vn = strnlen(hd->value, LUNA_HTTP_MAX_HEADER_VALUE + 1);
+    if (vn > LUNA_HTTP_MAX_HEADER_VALUE)
+        return false;
+    for (size_t i = 0; i < vn; i++) {
+        unsigned char ch = (unsigned char)hd->value[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 luna_err luna_http_client_request(luna_http_client *c, const char *method, const char *path,
                                   const char *content_type, const void *body, size_t len,
                                   const char *request_id, luna_http_response_cb cb, void *arg)
+{
+    return luna_http_client_request_with(c, method, path, content_type, body, len, request_id,
+                                         NULL, 0, cb, arg);
+}
+
+luna_err luna_http_client_request_with(luna_http_client *c, const char *method, const char *path,
+                                       const char *content_type, const void *body, size_t len,
+                                       const char *request_id, const luna_http_header *headers,
+                                       size_t n_headers, luna_http_response_cb cb, void *arg)
 {
     luna_err err = LUNA_OK;
     bool ok;
     enum evhttp_cmd_type cmd = cmd_for(method, &ok);
     if (c == NULL || cb == NULL || !ok || !request_path_ok(path) || (len > 0 && body == NULL) ||
         (content_type != NULL && strpbrk(content_type, "\r\n") != NULL) ||
-        (request_id != NULL && !luna_http_request_id_valid(request_id)))
+        (request_id != NULL && !luna_http_request_id_valid(request_id)) ||
+        n_headers > LUNA_HTTP_MAX_EXTRA_HEADERS || (n_headers > 0 && headers == NULL))
         return LUNA_ERR_INVALID_ARG;
+    for (size_t i = 0; i < n_headers; i++)
+        if (!extra_header_ok(&headers[i]))
+            return LUNA_ERR_INVALID_ARG;
     char rid[LUNA_HTTP_REQUEST_ID_MAX + 1];
     if (request_id != NULL)
         memcpy(rid, request_id, strlen(request_id) + 1);
@@ -263,6 +309,9 @@ luna_err luna_http_client_request(luna_http_client *c, const char *method, const
                         (len == 0 ||
                          evbuffer_add(evhttp_request_get_output_buffer(ev), body, len) == 0),
                     LUNA_ERR_NOMEM, fail);
+    for (size_t i = 0; i < n_headers; i++)
+        LUNA_TRY_ENSURE(evhttp_add_header(h, headers[i].name, headers[i].value) == 0,
+                        LUNA_ERR_NOMEM, fail);
     /* Linked before the call: evhttp may report a failure synchronously. */
     call->next = c->pending;
     if (c->pending != NULL)
@@ -408,6 +457,14 @@ luna_err luna_http_fetch(const luna_http_client_opts *o, const char *method, con
                          const char *content_type, const void *body, size_t len,
                          luna_http_result *out)
 {
+    return luna_http_fetch_with(o, method, path, content_type, body, len, NULL, 0, out);
+}
+
+luna_err luna_http_fetch_with(const luna_http_client_opts *o, const char *method,
+                              const char *path, const char *content_type, const void *body,
+                              size_t len, const luna_http_header *headers, size_t n_headers,
+                              luna_http_result *out)
+{
     luna_err err;
     if (o == NULL || out == NULL)
         return LUNA_ERR_INVALID_ARG;
@@ -418,8 +475,8 @@ luna_err luna_http_fetch(const luna_http_client_opts *o, const char *method, con
     luna_http_client *c = NULL;
     fetch_state st = {.base = base, .out = out, .err = LUNA_ERR_TIMEOUT};
     LUNA_TRY(luna_http_client_new(base, o, &c), done);
-    LUNA_TRY(luna_http_client_request(c, method, path, content_type, body, len, NULL,
-                                      on_fetch_done, &st),
+    LUNA_TRY(luna_http_client_request_with(c, method, path, content_type, body, len, NULL, headers,
+                                           n_headers, on_fetch_done, &st),
              done);
     /*
      * evhttp bounds each phase by timeout_sec; this bounds the whole

@@ -363,6 +363,35 @@ static void test_cert_reload_without_restart(void **state)
     assert_int_equal(0, kill(f->srv.pid, 0));
 }
 
+static void test_extra_request_headers(void **state)
+{
+    fixture *f = *state;
+    luna_http_client_opts o;
+    char paths[3][HTU_PATH_MAX];
+    htu_client_opts(&f->env, "gateway", f->srv.port, "lunal://svc/kms", &o, paths);
+    luna_http_result res;
+    const luna_http_header auth[] = {{"Authorization", "Bearer test-token-123"},
+                                     {"Idempotency-Key", "k-1"}};
+    assert_luna_ok(luna_http_fetch_with(&o, "GET", "/v1/echo", NULL, NULL, 0, auth, 2, &res));
+    assert_int_equal(200, res.status);
+    assert_non_null(strstr((const char *)res.body, "\"authorization\":\"Bearer test-token-123\""));
+    luna_http_result_free(&res);
+
+    /* Headers the client owns, or that would split a line, are refused
+     * before anything is sent. */
+    const luna_http_header bad[][1] = {
+        {{"Host", "evil"}},          {{"content-length", "5"}},
+        {{"X-Request-Id", "abc"}},   {{"Authorization", "a\r\nX-Evil: 1"}},
+        {{"Bad Name", "v"}},         {{"", "v"}},
+        {{"Authorization", NULL}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_luna_err(LUNA_ERR_INVALID_ARG,
+                        luna_http_fetch_with(&o, "GET", "/v1/echo", NULL, NULL, 0, bad[i], 1, &res));
+    assert_luna_err(LUNA_ERR_INVALID_ARG,
+                    luna_http_fetch_with(&o, "GET", "/v1/echo", NULL, NULL, 0, NULL, 1, &res));
+}
+
 static void test_sigterm_graceful(void **state)
 {
     fixture *f = *state;
@@ -411,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_request_id_echo),
         cmocka_unit_test(test_metrics_count_requests),
         cmocka_unit_test(test_async_client_concurrent),
+        cmocka_unit_test(test_extra_request_headers),
         cmocka_unit_test(test_cert_reload_without_restart),
         cmocka_unit_test(test_sigterm_graceful),
     };

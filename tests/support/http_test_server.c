@@ -35,6 +35,10 @@ static void handle_echo(luna_http_request *req, void *arg)
     json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "identity", luna_http_request_identity(req),
                           "request_id", luna_http_request_id(req), "method",
                           luna_http_request_method(req), "body_len", (json_int_t)len);
+    /* Echoed for the extra-headers test: test data only, never a real token. */
+    const char *authz = luna_http_request_header(req, "Authorization");
+    if (o != NULL && authz != NULL)
+        json_object_set_new(o, "authorization", json_string(authz));
     luna_http_reply_json(req, 200, o);
     json_decref(o);
 }

@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "luna/profile.h"
 #include "luna/err.h"
 #include "luna/json.h"
 #include "luna/log.h"
@@ -53,10 +54,7 @@
 #define LUNA_CONFIG_PATH_MAX 4096u   /* bytes of any file path value */
 #define LUNA_CONFIG_MSG_MAX 336 /* "config: " + key + ": " + reason */
 
-typedef enum luna_config_profile {
-    LUNA_PROFILE_DEVELOPMENT = 1,
-    LUNA_PROFILE_PRODUCTION = 2,
-} luna_config_profile;
+typedef luna_profile luna_config_profile; /* luna/profile.h */
 
 /*
  * The common part, defaults applied.  Strings point into the luna_config

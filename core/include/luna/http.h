@@ -63,6 +63,8 @@ struct event_base;
 #define LUNA_HTTP_REQUEST_ID_HEADER "X-Request-Id"
 /* Pattern that admits every authenticated platform identity. */
 #define LUNA_HTTP_ALLOW_ANY_PLATFORM "lunal://*"
+/* The transport identity of every request on a public listener. */
+#define LUNA_HTTP_PUBLIC_IDENTITY "anonymous"
 
 /* ---- methods (bit mask) ---- */
 #define LUNA_HTTP_GET 0x01u
@@ -116,6 +118,18 @@ typedef struct luna_http_server_opts {
     bool handle_signals;        /* SIGTERM/SIGINT start a graceful shutdown */
     luna_http_ready_fn ready;   /* NULL = always ready */
     void *ready_arg;
+    /*
+     * Public listener (the gateway's client-facing port; false = mTLS, the
+     * default).  TLS 1.3 with server authentication only: no client
+     * certificate is requested, every request's identity is
+     * LUNA_HTTP_PUBLIC_IDENTITY, and callers authenticate inside the
+     * request (API keys, tokens) - the handler's job.  Routes must be
+     * registered with no allow-list (allow NULL, n_allow 0; anything else
+     * is LUNA_ERR_INVALID_ARG).  Built-ins: /healthz and /readyz only
+     * (/metrics is not published to anonymous callers).  tls.ca_file is
+     * still required: the server's own certificate must chain to it.
+     */
+    bool public_listener;
 } luna_http_server_opts;
 
 /*
@@ -141,8 +155,9 @@ typedef struct luna_http_route {
 
 /*
  * Registers a route; every string is copied.  LUNA_ERR_INVALID_ARG for a
- * malformed path or pattern, an empty allow-list, or a method overlap with
- * a route of the same path; LUNA_ERR_TOO_LARGE past LUNA_HTTP_MAX_ROUTES.
+ * malformed path or pattern, an empty allow-list (on a public listener:
+ * a non-empty one), or a method overlap with a route of the same path;
+ * LUNA_ERR_TOO_LARGE past LUNA_HTTP_MAX_ROUTES.
  * Resolution: an exact path wins over prefixes, the longest prefix wins;
  * then 405 when no route of that path takes the method, 403 when the
  * caller is not allowed, 415 for a wrong Content-Type, else the handler.
@@ -273,6 +288,28 @@ luna_err luna_http_client_request(luna_http_client *c, const char *method, const
                                   const char *request_id, luna_http_response_cb cb,
                                   void *arg) LUNA_MUST_CHECK;
 
+/*
+ * Extra request headers (e.g. Authorization, Idempotency-Key).  Names are
+ * HTTP tokens; values printable without CR, LF or NUL; at most
+ * LUNA_HTTP_MAX_EXTRA_HEADERS of them.  The client sets Host, Connection,
+ * Content-Type, Content-Length and X-Request-Id itself: naming one of them
+ * here is LUNA_ERR_INVALID_ARG.  Values are copied (a token's copy inside
+ * libevent is not wiped: keep bearer tokens short-lived).
+ */
+#define LUNA_HTTP_MAX_EXTRA_HEADERS 16u
+#define LUNA_HTTP_MAX_HEADER_VALUE 8192u
+typedef struct luna_http_header {
+    const char *name;
+    const char *value;
+} luna_http_header;
+
+/* luna_http_client_request with extra headers (headers may be NULL when n is 0). */
+luna_err luna_http_client_request_with(luna_http_client *c, const char *method, const char *path,
+                                       const char *content_type, const void *body, size_t len,
+                                       const char *request_id, const luna_http_header *headers,
+                                       size_t n_headers, luna_http_response_cb cb,
+                                       void *arg) LUNA_MUST_CHECK;
+
 /* Re-checks the client's own certificate files now (see server reload). */
 luna_err luna_http_client_reload(luna_http_client *c) LUNA_MUST_CHECK;
 
@@ -295,6 +332,11 @@ typedef struct luna_http_result {
 luna_err luna_http_fetch(const luna_http_client_opts *opts, const char *method, const char *path,
                          const char *content_type, const void *body, size_t len,
                          luna_http_result *out) LUNA_MUST_CHECK;
+/* luna_http_fetch with extra headers (see luna_http_client_request_with). */
+luna_err luna_http_fetch_with(const luna_http_client_opts *opts, const char *method,
+                              const char *path, const char *content_type, const void *body,
+                              size_t len, const luna_http_header *headers, size_t n_headers,
+                              luna_http_result *out) LUNA_MUST_CHECK;
 void luna_http_result_free(luna_http_result *r);
 
 #endif

@@ -42,6 +42,7 @@
 
 #include <openssl/x509.h>
 
+#include "luna/profile.h"
 #include "luna/err.h"
 
 /* ---- evidence types (values are stable: stored and sent on the wire) ---- */
@@ -154,6 +155,10 @@ typedef struct luna_claims {
     /* The platform (attestation) key's certificate serial. */
     uint8_t platform_serial[LUNA_CLAIM_SERIAL_MAX];
     size_t platform_serial_len;
+    /* Hardware types: true when revocation data (CRLs) was present and
+       checked for the platform chain; false only under a policy that made
+       revocation optional (luna_policy_set_revocation_optional). */
+    bool revocation_checked;
 } luna_claims;
 
 /* ---- key binding ---- */
@@ -169,10 +174,7 @@ luna_err luna_verifier_binding(const uint8_t nonce[LUNA_VERIFY_NONCE_LEN],
                                uint8_t out[LUNA_CLAIM_REPORT_DATA_LEN]) LUNA_MUST_CHECK;
 
 /* ---- policy ---- */
-typedef enum luna_policy_profile {
-    LUNA_PROFILE_PRODUCTION = 1,
-    LUNA_PROFILE_DEVELOPMENT = 2,
-} luna_policy_profile;
+typedef luna_profile luna_policy_profile; /* luna/profile.h */
 
 /* Caps of one policy. */
 #define LUNA_POLICY_MAX_DEPLOYMENTS 64
@@ -227,13 +229,23 @@ luna_err luna_policy_set_freshness(luna_policy *p, bool require_nonce, uint32_t 
                                    uint32_t skew_seconds) LUNA_MUST_CHECK;
 /* Development only (LUNA_ERR_PERMISSION in production): accept debug evidence. */
 luna_err luna_policy_allow_debug(luna_policy *p) LUNA_MUST_CHECK;
+/*
+ * Hardware types: verify without revocation data when the collateral has
+ * no CRL for a certificate of the platform chain (default: a missing CRL
+ * refuses with LUNA_VERIFY_COLLATERAL_MISSING).  A CRL that is present is
+ * still checked, and a revoked key still refused.  The claims then say
+ * revocation_checked = false so reports can name the relaxation.
+ * LUNA_ERR_NOT_FOUND when type is not allowed yet.
+ */
+luna_err luna_policy_set_revocation_optional(luna_policy *p,
+                                             luna_evidence_type type) LUNA_MUST_CHECK;
 
 /* ---- verifier ---- */
 typedef struct luna_verifier luna_verifier;
 
 /*
- * Takes over policy (always, also on error).  LUNA_ERR_CONFIG when the
- * policy allows no type.
+ * Takes over policy (always, also on error).  A policy that allows no type
+ * is accepted and refuses every evidence (fail closed).
  */
 luna_err luna_verifier_new(luna_policy *policy, luna_verifier **out) LUNA_MUST_CHECK;
 void luna_verifier_free(luna_verifier *v);
