@@ -493,9 +493,9 @@ static luna_err deep_verify(audit_log *log)
             err = luna_store_rows_next(rows, &has);
             if (err != LUNA_OK || !has)
                 break;
-            int64_t idx;
-            const uint8_t *leaf, *stored;
-            size_t leaf_len, stored_len;
+            int64_t idx = -1;
+            const uint8_t *leaf = NULL, *stored = NULL;
+            size_t leaf_len = 0, stored_len = 0;
             uint8_t h[HLEN];
             luna_audit_entry e;
             err = luna_store_col_int64(rows, 0, &idx);

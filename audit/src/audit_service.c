@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit_log.h"
 #include "audit_util.h"
@@ -34,9 +35,25 @@
 #define DEFAULT_BATCH_MAX 1024
 #define DEFAULT_PAGE 100
 #define MAX_PATTERNS 32
+/*
+ * IAM's roles (iam/src/iam_rbac.c, docs/iam.md).  Only "auditor" holds
+ * audit.read, and only inside its own tenant.  "platform-admin" holds
+ * platform.admin alone ("no rights inside another tenant"), so it widens
+ * the scope of an auditor to every tenant but reads nothing by itself:
+ * all-tenant queries and the export need both roles in one token.  No
+ * other role, and no unknown role, grants anything here.
+ */
 #define ROLE_AUDITOR "auditor"
-#define ROLE_PLATFORM "platform-auditor"
-#define JWKS_MAX (64u * 1024u)
+#define ROLE_PLATFORM_ADMIN "platform-admin"
+#define IAM_IDENTITY "lunal://svc/iam"
+#define IAM_JWKS_PATH "/v1/iam/jwks"
+#define JWKS_MAX LUNA_JWS_MAX_JWKS_LEN
+#define JWKS_REFRESH_DEFAULT_SEC 60
+#define JWKS_REFRESH_MIN_SEC 5
+#define JWKS_REFRESH_MAX_SEC 3600
+#define JWKS_FORCED_GAP_SEC 5.0 /* unknown-kid refreshes from IAM at most this often */
+#define JWKS_FETCH_TIMEOUT_SEC 10u
+#define IAM_HOST_MAX 255
 
 typedef struct service {
     struct event_base *base;
@@ -44,9 +61,18 @@ typedef struct service {
     audit_log *log;
     luna_note_signer *signer;
     char origin[LUNA_NOTE_MAX_NAME_LEN + 1];
+    /* IAM's key set: NULL until the first successful load.  Replaced
+     * whole on refresh, from the file (jwks_path) or from IAM (iam). */
     luna_jws_keyset *jwks;
-    const char *issuer;
-    const char *audience;
+    const char *jwks_path;
+    audit_file_id jwks_id;
+    luna_http_client *iam;
+    bool jwks_pending;
+    double jwks_forced;
+    struct event *jwks_tick;
+    bool closing;
+    const char *issuer;   /* required: IAM's iss */
+    const char *audience; /* required: the aud IAM puts in its tokens */
     /* group commit: requests waiting for the next transaction */
     size_t batch_max;
     size_t n_pending;
@@ -65,17 +91,28 @@ typedef struct service {
 static const luna_json_field pattern_item = {.name = "item", .type = LUNA_JSON_T_STRING,
                                              .min_len = 1, .max_len = 200,
                                              .pattern = LUNA_JSON_PAT_PRINTABLE};
+static const luna_json_field iam_fields[] = {
+    {.name = "host", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = IAM_HOST_MAX, .pattern = LUNA_JSON_PAT_IDENT},
+    {.name = "port", .type = LUNA_JSON_T_INT, .flags = LUNA_JSON_REQUIRED, .min = 1, .max = 65535},
+};
+static const luna_json_schema iam_schema = {iam_fields, 2, NULL};
 static const luna_json_field audit_fields[] = {
     {.name = "origin", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
      .max_len = LUNA_NOTE_MAX_NAME_LEN, .pattern = LUNA_JSON_PAT_PRINTABLE},
     {.name = "key_file", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
      .max_len = LUNA_CONFIG_PATH_MAX, .pattern = LUNA_JSON_PAT_TEXT},
-    {.name = "iam_jwks", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+    /* Exactly one of iam_jwks (a file, re-read when it changes) and iam
+     * (IAM's address: GET /v1/iam/jwks over mTLS). */
+    {.name = "iam_jwks", .type = LUNA_JSON_T_STRING, .min_len = 1,
      .max_len = LUNA_CONFIG_PATH_MAX, .pattern = LUNA_JSON_PAT_TEXT},
-    {.name = "token_issuer", .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = 256,
-     .pattern = LUNA_JSON_PAT_PRINTABLE},
-    {.name = "token_audience", .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = 256,
-     .pattern = LUNA_JSON_PAT_PRINTABLE},
+    {.name = "iam", .type = LUNA_JSON_T_OBJECT, .object = &iam_schema},
+    {.name = "jwks_refresh_sec", .type = LUNA_JSON_T_INT, .min = JWKS_REFRESH_MIN_SEC,
+     .max = JWKS_REFRESH_MAX_SEC},
+    {.name = "token_issuer", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
+     .min_len = 1, .max_len = 256, .pattern = LUNA_JSON_PAT_PRINTABLE},
+    {.name = "token_audience", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
+     .min_len = 1, .max_len = 256, .pattern = LUNA_JSON_PAT_PRINTABLE},
     {.name = "writers", .type = LUNA_JSON_T_ARRAY, .min_len = 1, .max_len = MAX_PATTERNS,
      .items = &pattern_item},
     {.name = "readers", .type = LUNA_JSON_T_ARRAY, .min_len = 1, .max_len = MAX_PATTERNS,
@@ -295,11 +332,115 @@ static void handle_consistency(luna_http_request *req, void *arg)
     reply_proof(req, o, &p);
 }
 
+/* ---- IAM's key set ---- */
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void jwks_replace(service *svc, luna_jws_keyset *ks, const char *from)
+{
+    LUNA_LOGF(LUNA_LOG_INFO, COMPONENT, "IAM key set loaded", LUNA_LOG_STR("from", from),
+              LUNA_LOG_UINT("keys", luna_jws_keyset_count(ks)));
+    luna_jws_keyset_free(svc->jwks);
+    svc->jwks = ks;
+}
+
+/*
+ * Re-reads the JWKS file when it is not the version loaded last.  A bad
+ * new version keeps the old set (and is not retried until it changes
+ * again, so a broken file costs one read and one log line).  Returns true
+ * when a new set was installed.
+ */
+static bool jwks_file_check(service *svc)
+{
+    audit_file_id now;
+    if (audit_file_id_get(svc->jwks_path, &now) != LUNA_OK ||
+        (svc->jwks != NULL && audit_file_id_equal(&now, &svc->jwks_id)))
+        return false;
+    char *text = NULL;
+    size_t len = 0;
+    luna_jws_keyset *ks = NULL;
+    luna_err err = audit_read_small_file(svc->jwks_path, JWKS_MAX, &text, &len, &now);
+    if (err == LUNA_OK)
+        err = luna_jws_keyset_load(text, len, &ks);
+    free(text);
+    svc->jwks_id = now;
+    if (err != LUNA_OK) {
+        LUNA_LOGF(LUNA_LOG_WARN, COMPONENT, "IAM key set file unusable; keeping the old set",
+                  LUNA_LOG_ERR("error", err));
+        return false;
+    }
+    jwks_replace(svc, ks, "file");
+    return true;
+}
+
+static void on_iam_jwks(const luna_http_response *r, void *arg)
+{
+    service *svc = arg;
+    svc->jwks_pending = false;
+    if (svc->closing)
+        return;
+    luna_jws_keyset *ks = NULL;
+    luna_err err = r->err;
+    if (err == LUNA_OK)
+        err = r->status == 200 ? luna_jws_keyset_load((const char *)r->body, r->body_len, &ks)
+                               : LUNA_ERR_UNAVAILABLE;
+    if (err != LUNA_OK) {
+        LUNA_LOGF(LUNA_LOG_WARN, COMPONENT, "IAM key set refresh failed; keeping the old set",
+                  LUNA_LOG_ERR("error", err), LUNA_LOG_INT("status", r->status));
+        return;
+    }
+    jwks_replace(svc, ks, "iam");
+}
+
+/* At most one fetch in flight; its size and time are capped by the client. */
+static void jwks_fetch(service *svc)
+{
+    if (svc->jwks_pending || svc->closing)
+        return;
+    if (luna_http_client_request(svc->iam, "GET", IAM_JWKS_PATH, NULL, NULL, 0, NULL,
+                                 on_iam_jwks, svc) == LUNA_OK)
+        svc->jwks_pending = true;
+}
+
+static void on_jwks_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    service *svc = arg;
+    if (svc->iam != NULL)
+        jwks_fetch(svc);
+    else
+        (void)jwks_file_check(svc);
+}
+
+/*
+ * A token named a kid the set does not hold: maybe IAM rotated.  The file
+ * is checked again (true means "verify again").  IAM is asked at most
+ * every JWKS_FORCED_GAP_SEC, so tokens with made-up kids cannot turn into
+ * a flood of fetches.
+ */
+static bool jwks_unknown_kid(service *svc)
+{
+    if (svc->iam == NULL)
+        return jwks_file_check(svc);
+    double now = mono_now();
+    if (now - svc->jwks_forced >= JWKS_FORCED_GAP_SEC) {
+        svc->jwks_forced = now;
+        jwks_fetch(svc);
+    }
+    return false;
+}
+
 /* ---- auditor queries ---- */
 
 typedef struct auditor {
     char tenant[LUNA_AUDIT_ID_MAX + 1];
-    bool platform; /* may read every tenant */
+    bool platform; /* may read every tenant and export */
 } auditor;
 
 static bool has_role(const json_t *roles, const char *role)
@@ -314,7 +455,36 @@ static bool has_role(const json_t *roles, const char *role)
     return false;
 }
 
-/* The caller's rights come from the verified token only. */
+static bool claim_is(const json_t *claims, const char *name, const char *value)
+{
+    const json_t *v = json_object_get(claims, name);
+    return json_is_string(v) && strcmp(json_string_value(v), value) == 0;
+}
+
+/*
+ * The caller's rights come from the verified token only, read the way
+ * IAM writes them (docs/iam.md "Tokens"): iss and aud as configured, a
+ * user/service token made from an API key ("auth":"api_key"; anonymous
+ * tokens hold no role), a valid "tenant", and "roles".  Everything not
+ * granted below is refused.
+ */
+static luna_err authorize_claims(const json_t *claims, auditor *who)
+{
+    const json_t *roles = json_object_get(claims, "roles");
+    const json_t *tenant = json_object_get(claims, "tenant");
+    if (!claim_is(claims, "auth", "api_key") || !json_is_string(tenant) ||
+        !luna_audit_id_ok(json_string_value(tenant), true) ||
+        luna_audit_set(who->tenant, sizeof(who->tenant), json_string_value(tenant)) != LUNA_OK)
+        return LUNA_ERR_PERMISSION;
+    if (!has_role(roles, ROLE_AUDITOR))
+        return LUNA_ERR_PERMISSION;
+    who->platform = has_role(roles, ROLE_PLATFORM_ADMIN);
+    return LUNA_OK;
+}
+
+/* LUNA_ERR_UNAUTHENTICATED (401), LUNA_ERR_PERMISSION (403), or
+ * LUNA_ERR_UNAVAILABLE (503: IAM's key set is not loaded yet or is being
+ * refreshed because of this token's kid; retry). */
 static luna_err authenticate(service *svc, luna_http_request *req, auditor *who)
 {
     memset(who, 0, sizeof(*who));
@@ -323,28 +493,45 @@ static luna_err authenticate(service *svc, luna_http_request *req, auditor *who)
     if (h == NULL || strncmp(h, bearer, sizeof(bearer) - 1) != 0)
         return LUNA_ERR_UNAUTHENTICATED;
     const char *tok = h + sizeof(bearer) - 1;
+    size_t tok_len = strnlen(tok, LUNA_JWS_MAX_TOKEN_LEN + 1);
+    /* The file is checked on every call (one stat; a read only when it
+     * changed), so a published or retired key counts at once. */
+    if (svc->iam == NULL)
+        (void)jwks_file_check(svc);
+    if (svc->jwks == NULL) {
+        (void)jwks_unknown_kid(svc);
+        if (svc->jwks == NULL)
+            return LUNA_ERR_UNAVAILABLE;
+    }
     luna_jws_verify_opts o;
     luna_jws_verify_opts_init(&o);
     o.issuer = svc->issuer;
     o.audience = svc->audience;
     json_t *claims = NULL;
-    luna_err err = luna_jws_verify(svc->jwks, tok, strnlen(tok, LUNA_JWS_MAX_TOKEN_LEN + 1), &o,
-                                   &claims, NULL);
+    luna_err err = luna_jws_verify(svc->jwks, tok, tok_len, &o, &claims, NULL);
+    if (err == LUNA_ERR_NOT_FOUND) {
+        if (jwks_unknown_kid(svc))
+            err = luna_jws_verify(svc->jwks, tok, tok_len, &o, &claims, NULL);
+        else if (svc->jwks_pending)
+            return LUNA_ERR_UNAVAILABLE;
+    }
     if (err != LUNA_OK)
         return LUNA_ERR_UNAUTHENTICATED;
-    const json_t *roles = json_object_get(claims, "roles");
-    const json_t *tenant = json_object_get(claims, "tenant");
-    who->platform = has_role(roles, ROLE_PLATFORM);
-    if (!who->platform) {
-        err = LUNA_ERR_PERMISSION;
-        if (has_role(roles, ROLE_AUDITOR) && json_is_string(tenant) &&
-            luna_audit_id_ok(json_string_value(tenant), true) &&
-            luna_audit_set(who->tenant, sizeof(who->tenant), json_string_value(tenant)) ==
-                LUNA_OK)
-            err = LUNA_OK;
-    }
+    err = authorize_claims(claims, who);
     json_decref(claims);
     return err;
+}
+
+static void reply_auth_err(luna_http_request *req, luna_err err)
+{
+    if (err == LUNA_ERR_UNAVAILABLE) {
+        /* Best effort: the 503 alone already says "retry". */
+        if (luna_http_response_header(req, "Retry-After", "1") != LUNA_OK)
+            LUNA_LOGF(LUNA_LOG_DEBUG, COMPONENT, "no Retry-After", LUNA_LOG_UINT("status", 503));
+        luna_http_reply_error(req, 503, "unavailable", "IAM key set not available yet; retry");
+        return;
+    }
+    luna_http_reply_err(req, err);
 }
 
 typedef struct page_ctx {
@@ -389,7 +576,7 @@ static void handle_query(luna_http_request *req, void *arg)
     auditor who;
     luna_err err = authenticate(svc, req, &who);
     if (err != LUNA_OK) {
-        luna_http_reply_err(req, err);
+        reply_auth_err(req, err);
         return;
     }
     static const char *const keys[] = {"tenant", "tee",   "deployment", "operation", "since",
@@ -467,7 +654,7 @@ static void handle_query(luna_http_request *req, void *arg)
     json_decref(o);
 }
 
-/* ---- JSONL export (platform auditors) ---- */
+/* ---- JSONL export (auditors with platform scope) ---- */
 
 typedef struct export_ctx {
     luna_wbuf *w;
@@ -493,7 +680,7 @@ static void handle_export(luna_http_request *req, void *arg)
     if (err == LUNA_OK && !who.platform)
         err = LUNA_ERR_PERMISSION;
     if (err != LUNA_OK) {
-        luna_http_reply_err(req, err);
+        reply_auth_err(req, err);
         return;
     }
     static const char *const keys[] = {"from", "to", NULL};
@@ -569,6 +756,51 @@ static int cmd_keygen(int argc, char **argv)
     return 0;
 }
 
+/* The key set's source: the file (loaded now, must be good) or IAM
+ * (fetched once the loop runs; auditor calls get 503 until it arrives). */
+static luna_err load_jwks_source(service *svc, const luna_config *cfg)
+{
+    const json_t *root = luna_config_json(cfg);
+    const char *path = NULL, *host = NULL;
+    size_t n;
+    int64_t port = 0, refresh = JWKS_REFRESH_DEFAULT_SEC;
+    bool has_file = luna_json_get_string(root, "audit.iam_jwks", &path, &n) == LUNA_OK;
+    bool has_iam = luna_json_get_string(root, "audit.iam.host", &host, &n) == LUNA_OK &&
+                   luna_json_get_int(root, "audit.iam.port", &port) == LUNA_OK;
+    if (has_file == has_iam) {
+        luna_log(LUNA_LOG_ERROR, COMPONENT, "configure exactly one of audit.iam_jwks and audit.iam",
+                 NULL, 0);
+        return LUNA_ERR_CONFIG;
+    }
+    if (luna_json_get_int(root, "audit.jwks_refresh_sec", &refresh) != LUNA_OK)
+        refresh = JWKS_REFRESH_DEFAULT_SEC;
+    if (has_file) {
+        svc->jwks_path = path;
+        if (!jwks_file_check(svc)) {
+            luna_log(LUNA_LOG_ERROR, COMPONENT, "cannot load audit.iam_jwks", NULL, 0);
+            return LUNA_ERR_CONFIG;
+        }
+    } else {
+        const luna_config_common *c = luna_config_common_get(cfg);
+        luna_http_client_opts o = {.tls = {.ca_file = c->tls_ca,
+                                           .cert_file = c->tls_cert,
+                                           .key_file = c->tls_key},
+                                   .host = host,
+                                   .port = (uint16_t)port,
+                                   .expected_identity = IAM_IDENTITY,
+                                   .timeout_sec = JWKS_FETCH_TIMEOUT_SEC,
+                                   .max_response = JWKS_MAX};
+        LUNA_GUARD(luna_http_client_new(svc->base, &o, &svc->iam));
+        svc->jwks_forced = mono_now();
+        jwks_fetch(svc);
+    }
+    svc->jwks_tick = event_new(svc->base, -1, EV_PERSIST, on_jwks_tick, svc);
+    LUNA_ENSURE(svc->jwks_tick != NULL, LUNA_ERR_NOMEM);
+    struct timeval tv = {.tv_sec = (time_t)refresh, .tv_usec = 0};
+    LUNA_ENSURE(event_add(svc->jwks_tick, &tv) == 0, LUNA_ERR_INTERNAL);
+    return LUNA_OK;
+}
+
 static luna_err load_service(service *svc, const luna_config *cfg)
 {
     const json_t *root = luna_config_json(cfg);
@@ -584,17 +816,11 @@ static luna_err load_service(service *svc, const luna_config *cfg)
                   LUNA_LOG_ERR("error", err));
         return err;
     }
-    LUNA_GUARD(luna_json_get_string(root, "audit.iam_jwks", &s, &n));
-    char *jwks = NULL;
-    size_t jl = 0;
-    LUNA_GUARD(audit_read_small_file(s, JWKS_MAX, &jwks, &jl));
-    err = luna_jws_keyset_load(jwks, jl, &svc->jwks);
-    free(jwks);
-    LUNA_GUARD(err);
-    if (luna_json_get_string(root, "audit.token_issuer", &s, &n) == LUNA_OK)
-        svc->issuer = s;
-    if (luna_json_get_string(root, "audit.token_audience", &s, &n) == LUNA_OK)
-        svc->audience = s;
+    LUNA_GUARD(load_jwks_source(svc, cfg));
+    /* Required: a token minted by another issuer, or for another
+     * audience, is never an auditor's token here. */
+    LUNA_GUARD(luna_json_get_string(root, "audit.token_issuer", &svc->issuer, &n));
+    LUNA_GUARD(luna_json_get_string(root, "audit.token_audience", &svc->audience, &n));
     int64_t bm = DEFAULT_BATCH_MAX;
     if (luna_json_get_int(root, "audit.batch_max", &bm) != LUNA_OK)
         bm = DEFAULT_BATCH_MAX;
@@ -664,7 +890,9 @@ static int run(const char *config_path)
     luna_http_server_opts o = {.component = COMPONENT,
                                .bind_addr = c->listen_address,
                                .port = c->listen_port,
-                               .tls = {c->tls_ca, c->tls_cert, c->tls_key},
+                               .tls = {.ca_file = c->tls_ca,
+                                       .cert_file = c->tls_cert,
+                                       .key_file = c->tls_key},
                                .handle_signals = true};
     err = luna_http_server_new(svc.base, &o, &svc.srv);
     if (err == LUNA_OK)
@@ -683,7 +911,11 @@ static int run(const char *config_path)
     /* Anything still queued is written (and answered) before exit. */
     flush_pending(&svc);
 out:
+    svc.closing = true;
     luna_http_server_free(svc.srv);
+    luna_http_client_free(svc.iam);
+    if (svc.jwks_tick != NULL)
+        event_free(svc.jwks_tick);
     if (svc.flush_ev != NULL)
         event_free(svc.flush_ev);
     audit_log_close(svc.log);

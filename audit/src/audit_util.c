@@ -56,8 +56,11 @@ luna_err audit_read_signer(const char *path, const char *name, luna_note_signer 
     struct stat st;
     LUNA_TRY_ENSURE(fstat(fd, &st) == 0, LUNA_ERR_IO, out);
     LUNA_TRY_ENSURE(S_ISREG(st.st_mode), LUNA_ERR_CONFIG, out);
-    /* The signing key of the log: nobody but its owner may read it. */
+    /* The signing key of the log: nobody but its owner may read it, and
+     * the owner is this process's user (a file planted by another user -
+     * who could rewrite it at will - is refused, as IAM and the HSM do). */
     LUNA_TRY_ENSURE((st.st_mode & 077) == 0, LUNA_ERR_PERMISSION, out);
+    LUNA_TRY_ENSURE(st.st_uid == geteuid(), LUNA_ERR_PERMISSION, out);
     LUNA_TRY(read_fd_all(fd, buf, sizeof(buf) - 1, &len), out);
     if (len > 0 && buf[len - 1] == '\n')
         len--;
@@ -116,7 +119,38 @@ out:
     return err;
 }
 
-luna_err audit_read_small_file(const char *path, size_t max, char **out, size_t *len)
+static void file_id_from(const struct stat *st, audit_file_id *id)
+{
+    memset(id, 0, sizeof(*id));
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)st->st_ino;
+    id->size = (uint64_t)st->st_size;
+    id->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+    id->mtime_nsec = (int64_t)st->st_mtim.tv_nsec;
+    id->ctime_sec = (int64_t)st->st_ctim.tv_sec;
+    id->ctime_nsec = (int64_t)st->st_ctim.tv_nsec;
+}
+
+luna_err audit_file_id_get(const char *path, audit_file_id *id)
+{
+    if (path == NULL || id == NULL)
+        return LUNA_ERR_INVALID_ARG;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? LUNA_ERR_NOT_FOUND : LUNA_ERR_IO;
+    file_id_from(&st, id);
+    return LUNA_OK;
+}
+
+bool audit_file_id_equal(const audit_file_id *a, const audit_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
+           a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
+}
+
+luna_err audit_read_small_file(const char *path, size_t max, char **out, size_t *len,
+                               audit_file_id *id)
 {
     if (path == NULL || out == NULL || len == NULL || max == 0)
         return LUNA_ERR_INVALID_ARG;
@@ -129,6 +163,8 @@ luna_err audit_read_small_file(const char *path, size_t max, char **out, size_t 
     char *buf = NULL;
     LUNA_TRY_ENSURE(fstat(fd, &st) == 0, LUNA_ERR_IO, out);
     LUNA_TRY_ENSURE(S_ISREG(st.st_mode), LUNA_ERR_CONFIG, out);
+    if (id != NULL)
+        file_id_from(&st, id);
     buf = malloc(max + 1);
     LUNA_TRY_ENSURE(buf != NULL, LUNA_ERR_NOMEM, out);
     LUNA_TRY(read_fd_all(fd, buf, max, len), out);

@@ -20,8 +20,9 @@
 
 /*
  * Reads an skey file (luna/note.h) and returns its signer.  The file must
- * be a regular file, not a symlink, and not readable or writable by group
- * or others (LUNA_ERR_PERMISSION otherwise); one trailing "\n" is allowed.
+ * be a regular file, not a symlink, owned by the effective user and not
+ * readable or writable by group or others (LUNA_ERR_PERMISSION
+ * otherwise); one trailing "\n" is allowed.
  * The buffer holding the text is wiped.  When name is not NULL the key
  * name must equal it (LUNA_ERR_CONFIG otherwise).
  */
@@ -36,9 +37,25 @@ luna_err audit_read_signer(const char *path, const char *name,
 luna_err audit_keygen(const char *name, const char *path, char *vkey,
                       size_t vkey_cap) LUNA_MUST_CHECK;
 
-/* Reads a small public file (vkey, JWKS) whole; *out malloc'd, NUL-terminated. */
-luna_err audit_read_small_file(const char *path, size_t max, char **out,
-                               size_t *len) LUNA_MUST_CHECK;
+/* What tells one version of a file from the next (a rewrite in place or a
+ * rename over it changes at least one field). */
+typedef struct audit_file_id {
+    uint64_t dev, ino, size;
+    int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+} audit_file_id;
+
+/*
+ * Reads a small public file (vkey, JWKS) whole; *out malloc'd,
+ * NUL-terminated.  More than max bytes is LUNA_ERR_TOO_LARGE.  id (may be
+ * NULL) receives the identity of the very file that was read (fstat of
+ * the open descriptor, so no race with a rename).
+ */
+luna_err audit_read_small_file(const char *path, size_t max, char **out, size_t *len,
+                               audit_file_id *id) LUNA_MUST_CHECK;
+
+/* The identity of the file at path now (stat); LUNA_ERR_NOT_FOUND, LUNA_ERR_IO. */
+luna_err audit_file_id_get(const char *path, audit_file_id *id) LUNA_MUST_CHECK;
+bool audit_file_id_equal(const audit_file_id *a, const audit_file_id *b);
 
 /* Strict decimal u64: digits only, no sign, no leading zero (but "0"). */
 luna_err audit_parse_u64(const char *s, size_t len, uint64_t *out) LUNA_MUST_CHECK;

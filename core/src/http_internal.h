@@ -130,6 +130,8 @@ void luna_http_metrics_free(luna_http_metrics *m);
 typedef enum luna_http_tls_role {
     LUNA_HTTP_TLS_SERVER = 1,
     LUNA_HTTP_TLS_CLIENT = 2,
+    /* Server authentication only: no client certificate requested. */
+    LUNA_HTTP_TLS_PUBLIC_SERVER = 3,
 } luna_http_tls_role;
 
 typedef struct luna_http_file_stamp {

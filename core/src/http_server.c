@@ -5,7 +5,8 @@
  *
  * Owns the evhttp instance, its listener and every luna_http_request.
  * Must never serve a request that did not arrive over a verified TLS 1.3
- * connection with a platform identity, never call a handler before the
+ * connection with a platform identity (on a public listener: over TLS 1.3
+ * at all, as "anonymous"), never call a handler before the
  * allow-list admitted the caller, never reflect request bytes into an
  * error body, and never put more than the route label into a metric.
  */
@@ -26,6 +27,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "luna/bytes.h"
 #include "luna/log.h"
 #include "luna/pki.h"
 
@@ -73,6 +75,7 @@ struct luna_http_server {
     struct event *drain_ev;
     double deadline;
     bool stopping;
+    bool public_listener; /* server-auth TLS only; identity "anonymous" */
     luna_http_request *inflight;
     size_t unflushed; /* replies queued but not yet written out */
 };
@@ -184,7 +187,10 @@ void luna_http_reply_json(luna_http_request *req, int status, const json_t *body
         luna_http_reply_error(req, 500, "internal_error", "internal error");
         return;
     }
-    luna_http_reply(req, status, LUNA_HTTP_JSON, text, strlen(text));
+    size_t len = strlen(text);
+    luna_http_reply(req, status, LUNA_HTTP_JSON, text, len);
+    /* Replies may carry secrets (IAM: API keys, client private keys). */
+    luna_wipe(text, len);
     free(text);
 }
 
@@ -303,6 +309,14 @@ static luna_err peer_identity(struct evhttp_request *ev, char *out, size_t cap)
     return luna_http_tls_peer_identity(ssl, out, cap);
 }
 
+static bool public_transport_ok(struct evhttp_request *ev)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+    return ssl != NULL && SSL_is_init_finished(ssl) == 1 && SSL_version(ssl) == TLS1_3_VERSION;
+}
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     luna_http_server *s = arg;
@@ -347,7 +361,14 @@ static void on_request(struct evhttp_request *ev, void *arg)
         luna_http_reply_error(req, 503, "shutting_down", "server is shutting down");
         return;
     }
-    if (peer_identity(ev, req->identity, sizeof(req->identity)) != LUNA_OK) {
+    if (s->public_listener) {
+        /* Still TLS: a plain-socket fallback connection has no SSL. */
+        if (!public_transport_ok(ev)) {
+            luna_http_reply_error(req, 401, "unauthenticated", "not a TLS connection");
+            return;
+        }
+        memcpy(req->identity, LUNA_HTTP_PUBLIC_IDENTITY, sizeof(LUNA_HTTP_PUBLIC_IDENTITY));
+    } else if (peer_identity(ev, req->identity, sizeof(req->identity)) != LUNA_OK) {
         luna_http_reply_error(req, 401, "unauthenticated",
                               "client certificate carries no platform identity");
         return;
@@ -373,7 +394,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         luna_http_reply_error(req, 405, "method_not_allowed", "method not allowed on this route");
         return;
     }
-    if (!luna_http_identity_allowed((const char *const *)route->allow, route->n_allow,
+    if (!s->public_listener &&
+        !luna_http_identity_allowed((const char *const *)route->allow, route->n_allow,
                                     req->identity)) {
         LUNA_LOGF(LUNA_LOG_WARN, s->component, "identity not allowed on route",
                   LUNA_LOG_STR("request_id", req->id), LUNA_LOG_STR("route", route->label),
@@ -591,7 +613,11 @@ luna_err luna_http_server_new(struct event_base *base, const luna_http_server_op
     s->ready_arg = o->ready_arg;
     s->component = strdup(o->component);
     LUNA_TRY_ENSURE(s->component != NULL, LUNA_ERR_NOMEM, fail);
-    LUNA_TRY(luna_http_tls_new(LUNA_HTTP_TLS_SERVER, &o->tls, &s->tls), fail);
+    s->public_listener = o->public_listener;
+    LUNA_TRY(luna_http_tls_new(s->public_listener ? LUNA_HTTP_TLS_PUBLIC_SERVER
+                                                  : LUNA_HTTP_TLS_SERVER,
+                               &o->tls, &s->tls),
+             fail);
 
     s->http = evhttp_new(base);
     LUNA_TRY_ENSURE(s->http != NULL, LUNA_ERR_NOMEM, fail);
@@ -617,7 +643,9 @@ luna_err luna_http_server_new(struct event_base *base, const luna_http_server_op
         {LUNA_HTTP_GET, "/readyz", any, 1, NULL, handle_readyz, s},
         {LUNA_HTTP_GET, "/metrics", any, 1, NULL, handle_metrics, s},
     };
-    for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+    /* Metrics describe traffic: never published on a public listener. */
+    size_t n_builtins = sizeof(builtins) / sizeof(builtins[0]) - (s->public_listener ? 1 : 0);
+    for (size_t i = 0; i < n_builtins; i++)
         LUNA_TRY(luna_http_routes_add(&s->routes, &builtins[i]), fail);
 
     s->reload_ev = event_new(base, -1, EV_PERSIST, on_reload_timer, s);
@@ -647,6 +675,19 @@ luna_err luna_http_server_add_route(luna_http_server *s, const luna_http_route *
 {
     if (s == NULL)
         return LUNA_ERR_INVALID_ARG;
+    if (s->public_listener) {
+        /*
+         * No identity to check: the table still wants a list, so it gets a
+         * placeholder that on_request never consults in public mode.
+         */
+        if (route == NULL || route->n_allow != 0 || route->allow != NULL)
+            return LUNA_ERR_INVALID_ARG;
+        static const char *const placeholder[] = {LUNA_HTTP_ALLOW_ANY_PLATFORM};
+        luna_http_route copy = *route;
+        copy.allow = placeholder;
+        copy.n_allow = 1;
+        return luna_http_routes_add(&s->routes, &copy);
+    }
     return luna_http_routes_add(&s->routes, route);
 }
 

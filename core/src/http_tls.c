@@ -191,7 +191,7 @@ static luna_err build_ctx(luna_http_tls_role role, const luna_http_tls *t, SSL_C
                              (int64_t)time(NULL)),
              out);
 
-    ctx = SSL_CTX_new(role == LUNA_HTTP_TLS_SERVER ? TLS_server_method() : TLS_client_method());
+    ctx = SSL_CTX_new(role == LUNA_HTTP_TLS_CLIENT ? TLS_client_method() : TLS_server_method());
     LUNA_TRY_ENSURE(ctx != NULL, LUNA_ERR_NOMEM, out);
     LUNA_TRY_ENSURE(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1 &&
                         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1,
@@ -226,6 +226,10 @@ static luna_err build_ctx(luna_http_tls_role role, const luna_http_tls *t, SSL_C
         if (tee_anchor != NULL)
             LUNA_TRY_ENSURE(SSL_CTX_add_client_CA(ctx, tee_anchor) == 1, LUNA_ERR_TLS, out);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    } else if (role == LUNA_HTTP_TLS_PUBLIC_SERVER) {
+        /* Anonymous clients: no certificate request, no CA list sent. */
+        LUNA_TRY_ENSURE(SSL_CTX_set_num_tickets(ctx, 0) == 1, LUNA_ERR_TLS, out);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     } else {
         LUNA_TRY_ENSURE(SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER) == 1, LUNA_ERR_TLS, out);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, client_verify_cb);
@@ -294,7 +298,8 @@ luna_err luna_http_tls_new(luna_http_tls_role role, const luna_http_tls_files *f
     *out = NULL;
     if (files == NULL || files->ca_file == NULL || files->cert_file == NULL ||
         files->key_file == NULL ||
-        (role != LUNA_HTTP_TLS_SERVER && role != LUNA_HTTP_TLS_CLIENT))
+        (role != LUNA_HTTP_TLS_SERVER && role != LUNA_HTTP_TLS_CLIENT &&
+         role != LUNA_HTTP_TLS_PUBLIC_SERVER))
         return LUNA_ERR_CONFIG;
     luna_http_tls *t = calloc(1, sizeof(*t));
     if (t == NULL)

@@ -125,6 +125,13 @@ luna_err luna_verifier_binding(const uint8_t nonce[LUNA_VERIFY_NONCE_LEN],
 
 static const luna_verifier_backend *const backends[] = {
     &luna_verifier_backend_sim,
+    &luna_verifier_backend_snp,
+    &luna_verifier_backend_nitro,
+    &luna_verifier_backend_tdx,
+    &luna_verifier_backend_sgx,
+    /* luna_verifier_backend_tpm is complete (tests/vectors/test_evidence_tpm.c
+       drives it directly); it joins this list once tests/unit/test_verifier.c
+       stops using TPM as its example of a type without a backend. */
 };
 
 static const luna_verifier_backend *backend_for(luna_evidence_type type)
@@ -176,6 +183,7 @@ typedef struct pol_deployment {
 
 typedef struct pol_type {
     bool allowed;
+    bool revocation_optional;
     uint32_t min_tcb;
     unsigned accepted; /* bit per luna_tcb_status */
     X509 *anchors[LUNA_POLICY_MAX_ANCHORS];
@@ -358,6 +366,16 @@ luna_err luna_policy_set_freshness(luna_policy *p, bool require_nonce, uint32_t 
     return LUNA_OK;
 }
 
+luna_err luna_policy_set_revocation_optional(luna_policy *p, luna_evidence_type type)
+{
+    if (p == NULL || !type_ok(type))
+        return LUNA_ERR_INVALID_ARG;
+    if (!p->types[type].allowed)
+        return LUNA_ERR_NOT_FOUND;
+    p->types[type].revocation_optional = true;
+    return LUNA_OK;
+}
+
 luna_err luna_policy_allow_debug(luna_policy *p)
 {
     if (p == NULL)
@@ -383,8 +401,8 @@ struct luna_chain_cache {
     cache_slot slots[LUNA_CHAIN_CACHE_SLOTS];
 };
 
-bool luna_chain_cache_get(luna_chain_cache *c, const uint8_t *der, size_t len, int64_t now,
-                          luna_chain_entry *out)
+bool luna_chain_cache_get(luna_chain_cache *c, luna_evidence_type type, const uint8_t *der,
+                          size_t len, int64_t now, luna_chain_entry *out)
 {
     bool hit = false;
     if (c == NULL || der == NULL || out == NULL)
@@ -395,7 +413,7 @@ bool luna_chain_cache_get(luna_chain_cache *c, const uint8_t *der, size_t len, i
         /* The whole byte string is the key: a near-identical chain misses. */
         if (s->der == NULL || s->len != len || memcmp(s->der, der, len) != 0)
             continue;
-        if (now >= s->e.not_before && now <= s->e.not_after) {
+        if (s->e.type == type && now >= s->e.not_before && now <= s->e.not_after) {
             *out = s->e;
             s->used = ++c->clock;
             hit = true;
@@ -449,19 +467,11 @@ struct luna_verifier {
 
 luna_err luna_verifier_new(luna_policy *policy, luna_verifier **out)
 {
-    bool any = false;
-
     if (out != NULL)
         *out = NULL;
     if (policy == NULL || out == NULL) {
         luna_policy_free(policy);
         return LUNA_ERR_INVALID_ARG;
-    }
-    for (size_t t = 1; t <= LUNA_EVIDENCE_TYPE_MAX; t++)
-        any = any || policy->types[t].allowed;
-    if (!any) {
-        luna_policy_free(policy);
-        return LUNA_ERR_CONFIG;
     }
     luna_verifier *v = calloc(1, sizeof(*v));
     if (v == NULL) {
@@ -586,7 +596,7 @@ static bool signer_matches(const pol_deployment *d, const luna_claims *c)
 
 /* The checks every type shares, on claims a backend authenticated. */
 static luna_err appraise(const luna_policy *pol, const pol_deployment *d, const luna_verify_input *in,
-                         int64_t now, luna_claims *c, luna_verify_result *res)
+                         int64_t now, bool bind, luna_claims *c, luna_verify_result *res)
 {
     const pol_type *t = &pol->types[c->type];
     uint8_t rd[LUNA_CLAIM_REPORT_DATA_LEN];
@@ -607,6 +617,8 @@ static luna_err appraise(const luna_policy *pol, const pol_deployment *d, const 
     }
 
     /* Key binding: the report data must prove (nonce, keys). */
+    if (!bind)
+        goto identity;
     if (in->nonce != NULL)
         nonce = in->nonce;
     else if (c->nonce_len == LUNA_VERIFY_NONCE_LEN)
@@ -638,6 +650,7 @@ static luna_err appraise(const luna_policy *pol, const pol_deployment *d, const 
                       "report data does not bind the nonce and TEE keys");
 
     /* Software identity. */
+identity:
     if (!ref_matches(d, c->type, c))
         return refuse(res, LUNA_VERIFY_MEASUREMENT_MISMATCH,
                       "measurement is not a reference value of this deployment");
@@ -664,8 +677,8 @@ static luna_err appraise(const luna_policy *pol, const pol_deployment *d, const 
     return LUNA_OK;
 }
 
-luna_err luna_verifier_verify(luna_verifier *v, const luna_verify_input *in,
-                              luna_verify_result *res)
+static luna_err verify_impl(luna_verifier *v, const luna_verify_input *in, bool bind,
+                            luna_verify_result *res)
 {
     void *state = NULL;
     const char *why = "malformed evidence";
@@ -723,7 +736,8 @@ luna_err luna_verifier_verify(luna_verifier *v, const luna_verify_input *in,
                             .n_anchors = t->n_anchors,
                             .collateral = v->collateral[in->type],
                             .cache = &v->cache,
-                            .now = now};
+                            .now = now,
+                            .revocation_optional = t->revocation_optional};
     r = b->verify(state, &ctx, &why);
     if (r == LUNA_VERIFY_OK)
         r = b->claims(state, &ctx, &claims, &why);
@@ -736,7 +750,7 @@ luna_err luna_verifier_verify(luna_verifier *v, const luna_verify_input *in,
         claims.signer_len > LUNA_CLAIM_SIGNER_MAX || claims.nonce_len > LUNA_CLAIM_NONCE_MAX)
         return refuse(res, LUNA_VERIFY_INTERNAL, "backend returned inconsistent claims");
 
-    err = appraise(pol, d, in, now, &claims, res);
+    err = appraise(pol, d, in, now, bind, &claims, res);
     res->claims = claims;
     if (err != LUNA_OK)
         return err;
@@ -745,3 +759,17 @@ luna_err luna_verifier_verify(luna_verifier *v, const luna_verify_input *in,
                                                    : "verified");
     return LUNA_OK;
 }
+
+luna_err luna_verifier_verify(luna_verifier *v, const luna_verify_input *in,
+                              luna_verify_result *res)
+{
+    return verify_impl(v, in, true, res);
+}
+
+#ifdef LUNA_TESTING
+luna_err luna_verifier_verify_unbound(luna_verifier *v, const luna_verify_input *in,
+                                      luna_verify_result *res)
+{
+    return verify_impl(v, in, false, res);
+}
+#endif

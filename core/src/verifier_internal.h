@@ -29,6 +29,7 @@ typedef enum luna_chain_key_kind {
 } luna_chain_key_kind;
 
 typedef struct luna_chain_entry {
+    luna_evidence_type type; /* the backend that verified it */
     luna_chain_key_kind kind;
     uint8_t key[LUNA_CHAIN_KEY_MAX]; /* the leaf's public key, raw */
     size_t key_len;
@@ -40,9 +41,10 @@ typedef struct luna_chain_entry {
 
 typedef struct luna_chain_cache luna_chain_cache;
 
-/* True and *out filled when der was cached and now is inside its window. */
-bool luna_chain_cache_get(luna_chain_cache *c, const uint8_t *der, size_t len, int64_t now,
-                          luna_chain_entry *out);
+/* True and *out filled when der was cached by the backend of type and now
+   is inside its window. */
+bool luna_chain_cache_get(luna_chain_cache *c, luna_evidence_type type, const uint8_t *der,
+                          size_t len, int64_t now, luna_chain_entry *out);
 /* Remembers der (copied); silently does nothing when it cannot allocate. */
 void luna_chain_cache_put(luna_chain_cache *c, const uint8_t *der, size_t len,
                           const luna_chain_entry *e);
@@ -56,6 +58,7 @@ typedef struct luna_backend_ctx {
     const void *collateral; /* the backend's parsed collateral, or NULL */
     luna_chain_cache *cache;
     int64_t now;
+    bool revocation_optional; /* luna_policy_set_revocation_optional */
 } luna_backend_ctx;
 
 /*
@@ -68,8 +71,7 @@ typedef struct luna_verifier_backend {
     luna_evidence_type type;
     bool simulated;
     luna_verify_reason (*parse)(const uint8_t *ev, size_t len, void **state, const char **why);
-    luna_verify_reason (*verify)(const void *state, const luna_backend_ctx *ctx,
-                                 const char **why);
+    luna_verify_reason (*verify)(void *state, const luna_backend_ctx *ctx, const char **why);
     luna_verify_reason (*claims)(const void *state, const luna_backend_ctx *ctx,
                                  luna_claims *out, const char **why);
     void (*free_state)(void *state);
@@ -82,6 +84,23 @@ typedef struct luna_verifier_backend {
 } luna_verifier_backend;
 
 extern const luna_verifier_backend luna_verifier_backend_sim;
+extern const luna_verifier_backend luna_verifier_backend_snp;
+extern const luna_verifier_backend luna_verifier_backend_nitro;
+extern const luna_verifier_backend luna_verifier_backend_tdx;
+extern const luna_verifier_backend luna_verifier_backend_sgx;
+extern const luna_verifier_backend luna_verifier_backend_tpm;
+
+#ifdef LUNA_TESTING
+/*
+ * Test-only (compiled out of production builds): luna_verifier_verify
+ * without the key-binding step.  The real hardware samples of
+ * tests/vectors carry a REPORT_DATA that binds someone else's keys, so
+ * the full appraisal would always stop at key_not_bound; this lets those
+ * tests reach the policy checks after it (measurement, debug, TCB).
+ */
+luna_err luna_verifier_verify_unbound(luna_verifier *v, const luna_verify_input *in,
+                                      luna_verify_result *result) LUNA_MUST_CHECK;
+#endif
 
 /* True when the subject of cert contains "SIMULATED" (sim roots say so). */
 bool luna_verifier_cert_is_simulated(X509 *cert);

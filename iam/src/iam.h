@@ -23,6 +23,7 @@
 #include "luna/crypto.h"
 #include "luna/err.h"
 #include "luna/jws.h"
+#include "luna/manifest.h"
 #include "luna/secret.h"
 #include "luna/store.h"
 
@@ -189,8 +190,11 @@ luna_err iam_signing_rotate(luna_store *db, const luna_secret *master, int64_t n
                             char kid_out[IAM_KID_MAX + 1]) LUNA_MUST_CHECK;
 /*
  * Makes ring match the store's live keys at now (loads new ones, frees
- * retired ones, rebuilds the published set).  On error the ring is left
- * as it was.
+ * retired ones, rebuilds the published set).  A row that does not open
+ * (bad seal, public key mismatch) is skipped and logged by kid; the
+ * others still load (LUNA_OK).  On error (storage, more than
+ * IAM_MAX_SIGNING_KEYS live rows, live rows none of which opens) the ring
+ * keeps its keys except those retired at now, which are always dropped.
  */
 luna_err iam_keyring_refresh(iam_keyring *ring, luna_store *db, const luna_secret *master,
                              int64_t now) LUNA_MUST_CHECK;
@@ -199,11 +203,11 @@ const iam_signkey *iam_keyring_current(const iam_keyring *ring, int64_t now);
 void iam_keyring_clear(iam_keyring *ring);
 
 /* ---- developer key fingerprint ----
- * key_id of a developer's Ed25519 key: SHA-256 of the raw 32-byte public
- * key as 32 lowercase hex pairs joined by ':' (95 characters), the form
- * attestation reports show.
+ * key_id of a developer's Ed25519 key: exactly luna_manifest_key_id (the
+ * first 16 bytes of SHA-256 of the raw public key as lowercase hex pairs
+ * joined by ':'), so IAM and deployment manifests name a key the same way.
  */
-#define IAM_DEV_KEY_ID_LEN 95u
+#define IAM_DEV_KEY_ID_LEN LUNA_MANIFEST_KEY_ID_LEN
 luna_err iam_developer_key_id(const uint8_t pk[LUNA_ED25519_PUB_LEN],
                               char out[IAM_DEV_KEY_ID_LEN + 1]) LUNA_MUST_CHECK;
 
@@ -266,8 +270,8 @@ void iam_service_free(iam_service *s);
 
 /*
  * Creates tenant (display name, may be NULL = the id) with principal
- * admin_id (kind user) holding tenant-admin (and platform-admin when
- * platform is true), and an API key for it valid ttl seconds, written
+ * admin_id (kind user) holding tenant-admin and platform-admin when
+ * platform is true, or every tenant role (the tenant owner) otherwise, and an API key for it valid ttl seconds, written
  * into key_out.  platform: refused with LUNA_ERR_CONFLICT when any
  * platform admin exists already (the bootstrap rule).  LUNA_ERR_CONFLICT
  * also when the tenant exists.
@@ -276,5 +280,14 @@ luna_err iam_tenant_create(luna_store *db, const luna_secret *master, const char
                            const char *display, const char *admin_id, bool platform,
                            int64_t now, int64_t ttl, char key_out[IAM_APIKEY_BUF],
                            char key_id_out[IAM_APIKEY_ID_BUF]) LUNA_MUST_CHECK;
+/*
+ * Undoes a bootstrap whose key could not be handed out: deletes tenant
+ * with every row of it, in one transaction, so bootstrap can run again.
+ * Only a tenant exactly as iam_tenant_create left it (one principal,
+ * admin_id, with one API key, key_id) is dropped; otherwise
+ * LUNA_ERR_CONFLICT and nothing changes.
+ */
+luna_err iam_tenant_drop_bootstrap(luna_store *db, const char *tenant, const char *admin_id,
+                                   const char *key_id) LUNA_MUST_CHECK;
 
 #endif

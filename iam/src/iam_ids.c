@@ -1,7 +1,7 @@
 /*
  * iam_ids.c - the grammars of IAM identifiers: tenant and principal ids,
  * job names, the admin path below /v1/iam/tenants/, and the developer key
- * fingerprint (key_id).
+ * fingerprint (key_id, defined by luna/manifest.h).
  *
  * Must never: accept an identifier that could not also appear in a
  * lunal://client/<tenant>/<principal> identity, or read past the string
@@ -56,8 +56,10 @@ luna_err iam_path_parse(const char *s, iam_path *out)
     memset(out, 0, sizeof(*out));
     size_t i = 0;
     for (;;) {
-        if (out->n >= IAM_PATH_MAX_SEGS)
+        if (out->n >= IAM_PATH_MAX_SEGS) {
+            memset(out, 0, sizeof(*out));
             return LUNA_ERR_FORMAT;
+        }
         char *seg = out->seg[out->n];
         size_t len = 0;
         while (s[i] != '\0' && s[i] != '/') {
@@ -82,18 +84,7 @@ luna_err iam_path_parse(const char *s, iam_path *out)
 luna_err iam_developer_key_id(const uint8_t pk[LUNA_ED25519_PUB_LEN],
                               char out[IAM_DEV_KEY_ID_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
     if (pk == NULL || out == NULL)
         return LUNA_ERR_INVALID_ARG;
-    uint8_t d[LUNA_SHA256_LEN];
-    LUNA_GUARD(luna_sha256(pk, LUNA_ED25519_PUB_LEN, d));
-    size_t o = 0;
-    for (size_t i = 0; i < sizeof(d); i++) {
-        if (i > 0)
-            out[o++] = ':';
-        out[o++] = hex[d[i] >> 4];
-        out[o++] = hex[d[i] & 0x0f];
-    }
-    out[o] = '\0';
-    return LUNA_OK;
+    return luna_manifest_key_id(pk, out);
 }

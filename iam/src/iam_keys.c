@@ -18,6 +18,7 @@
 
 #include "iam.h"
 #include "luna/bytes.h"
+#include "luna/log.h"
 
 static const char SEAL_INFO[] = "luna-iam/signing-key-seal/v1";
 static const char SEAL_AAD[] = "luna-iam/signing-key/v1";
@@ -275,6 +276,36 @@ done:
     return err;
 }
 
+/*
+ * Drops from ring every key retired at now, signer and published entry
+ * alike.  Used when a reload fails, so a store that cannot be read never
+ * keeps a retired key trusted.  Allocates nothing.
+ */
+static void keyring_prune(iam_keyring *ring, int64_t now)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < ring->n; i++) {
+        iam_signkey *k = &ring->keys[i];
+        if (k->retire_at != 0 && k->retire_at <= now) {
+            if (ring->published != NULL &&
+                luna_jws_keyset_remove(ring->published, k->kid) != LUNA_OK) {
+                /* Cannot happen for a key we published; trust nothing then. */
+                luna_jws_keyset_free(ring->published);
+                ring->published = NULL;
+            }
+            luna_jws_signer_free(k->signer);
+            memset(k, 0, sizeof(*k));
+            continue;
+        }
+        if (kept != i) {
+            ring->keys[kept] = *k;
+            memset(k, 0, sizeof(*k));
+        }
+        kept++;
+    }
+    ring->n = kept;
+}
+
 luna_err iam_keyring_refresh(iam_keyring *ring, luna_store *db, const luna_secret *master,
                              int64_t now)
 {
@@ -284,6 +315,8 @@ luna_err iam_keyring_refresh(iam_keyring *ring, luna_store *db, const luna_secre
     memset(&fresh, 0, sizeof(fresh));
     luna_store_rows *rows = NULL;
     luna_err err;
+    luna_err row_err = LUNA_OK;
+    size_t live = 0;
     const luna_store_param p[] = {luna_store_p_int64(now)};
     LUNA_TRY(luna_jws_keyset_new(&fresh.published), done);
     LUNA_TRY(luna_store_query(db,
@@ -298,20 +331,34 @@ luna_err iam_keyring_refresh(iam_keyring *ring, luna_store *db, const luna_secre
         LUNA_TRY(luna_store_rows_next(rows, &has), done);
         if (!has)
             break;
-        LUNA_TRY_ENSURE(fresh.n < IAM_MAX_SIGNING_KEYS, LUNA_ERR_TOO_LARGE, done);
-        LUNA_TRY(load_row(rows, master, &fresh.keys[fresh.n]), done);
+        live++;
+        LUNA_TRY_ENSURE(live <= IAM_MAX_SIGNING_KEYS, LUNA_ERR_TOO_LARGE, done);
+        iam_signkey *k = &fresh.keys[fresh.n];
+        luna_err e = load_row(rows, master, k);
+        if (e != LUNA_OK) {
+            /* One unreadable row must not freeze the ring (retired keys
+               would stay trusted): it is skipped, and only it. */
+            LUNA_LOGF(LUNA_LOG_ERROR, "iam", "signing key row unreadable, skipped",
+                      LUNA_LOG_STR("kid", k->kid), LUNA_LOG_ERR("err", e));
+            luna_jws_signer_free(k->signer);
+            memset(k, 0, sizeof(*k));
+            if (row_err == LUNA_OK)
+                row_err = e;
+            continue;
+        }
         fresh.n++;
-        LUNA_TRY(luna_jws_signer_publish(fresh.keys[fresh.n - 1].signer, fresh.published), done);
+        LUNA_TRY(luna_jws_signer_publish(k->signer, fresh.published), done);
     }
+    /* Live rows but none readable (a wrong master key): keep what we had. */
+    LUNA_TRY_ENSURE(fresh.n > 0 || row_err == LUNA_OK, row_err, done);
     iam_keyring_clear(ring);
     *ring = fresh;
     memset(&fresh, 0, sizeof(fresh));
 done:
     luna_store_rows_free(rows);
-    /* load_row may leave a signer in the slot past fresh.n on failure. */
-    if (err != LUNA_OK && fresh.n < IAM_MAX_SIGNING_KEYS)
-        luna_jws_signer_free(fresh.keys[fresh.n].signer);
     iam_keyring_clear(&fresh);
+    if (err != LUNA_OK)
+        keyring_prune(ring, now);
     return err;
 }
 

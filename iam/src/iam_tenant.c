@@ -73,6 +73,8 @@ static luna_err tenant_tx(luna_store *db, void *arg)
         LUNA_TRY(luna_store_rows_next(rows, &has), done);
         LUNA_TRY_ENSURE(has, LUNA_ERR_STORAGE, done);
         LUNA_TRY(luna_store_col_int64(rows, 0, &count), done);
+        luna_store_rows_free(rows);
+        rows = NULL;
         LUNA_TRY_ENSURE(count == 0, LUNA_ERR_CONFLICT, done);
     }
     const luna_store_param t[] = {luna_store_p_text(c->tenant), luna_store_p_text(c->display),
@@ -91,8 +93,17 @@ static luna_err tenant_tx(luna_store *db, void *arg)
                              p, 4, NULL),
              done);
     LUNA_TRY(add_role(db, c, IAM_ROLE_TENANT_ADMIN), done);
-    if (c->platform)
+    if (c->platform) {
         LUNA_TRY(add_role(db, c, IAM_ROLE_PLATFORM_ADMIN), done);
+    } else {
+        /* The tenant owner: a role is handed out only by a holder of it
+           (docs/iam.md, "Delegation"), so the first principal of a tenant
+           holds every tenant role and delegates from there. */
+        for (unsigned r = 0; r < IAM_ROLE__COUNT; r++) {
+            if (r != IAM_ROLE_TENANT_ADMIN && r != IAM_ROLE_PLATFORM_ADMIN)
+                LUNA_TRY(add_role(db, c, (iam_role)r), done);
+        }
+    }
     LUNA_TRY(iam_apikey_store(db, c->pepper, c->tenant, c->admin_id, c->key, c->now, c->ttl),
              done);
 done:
@@ -124,4 +135,57 @@ done:
         key_id_out[0] = '\0';
     }
     return err;
+}
+
+typedef struct drop_ctx {
+    const char *tenant, *principal, *key_id;
+} drop_ctx;
+
+static luna_err drop_tx(luna_store *db, void *arg)
+{
+    const drop_ctx *c = arg;
+    static const char *const sql[] = {
+        "DELETE FROM iam_api_keys WHERE tenant_id = ?1",
+        "DELETE FROM iam_client_keys WHERE tenant_id = ?1",
+        "DELETE FROM iam_developer_keys WHERE tenant_id = ?1",
+        "DELETE FROM iam_roles WHERE tenant_id = ?1",
+        "DELETE FROM iam_principals WHERE tenant_id = ?1",
+        "DELETE FROM iam_anonymous_jobs WHERE tenant_id = ?1",
+        "DELETE FROM iam_tenants WHERE tenant_id = ?1",
+    };
+    /* Only the tenant exactly as bootstrap left it: one principal, one key. */
+    const luna_store_param k[] = {luna_store_p_text(c->tenant), luna_store_p_text(c->principal),
+                                  luna_store_p_text(c->key_id)};
+    luna_store_rows *rows = NULL;
+    luna_err err;
+    bool has = false;
+    int64_t n[3] = {0, 0, 0};
+    LUNA_TRY(luna_store_query(db,
+                              "SELECT (SELECT COUNT(*) FROM iam_principals WHERE tenant_id = ?1), "
+                              "(SELECT COUNT(*) FROM iam_api_keys WHERE tenant_id = ?1), "
+                              "(SELECT COUNT(*) FROM iam_api_keys WHERE tenant_id = ?1 AND "
+                              "principal_id = ?2 AND key_id = ?3)",
+                              k, 3, &rows),
+             done);
+    LUNA_TRY(luna_store_rows_next(rows, &has), done);
+    LUNA_TRY_ENSURE(has, LUNA_ERR_STORAGE, done);
+    for (size_t i = 0; i < 3; i++)
+        LUNA_TRY(luna_store_col_int64(rows, i, &n[i]), done);
+    luna_store_rows_free(rows);
+    rows = NULL;
+    LUNA_TRY_ENSURE(n[0] == 1 && n[1] == 1 && n[2] == 1, LUNA_ERR_CONFLICT, done);
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++)
+        LUNA_TRY(luna_store_exec(db, sql[i], k, 1, NULL), done);
+done:
+    luna_store_rows_free(rows);
+    return err;
+}
+
+luna_err iam_tenant_drop_bootstrap(luna_store *db, const char *tenant, const char *admin_id,
+                                   const char *key_id)
+{
+    if (db == NULL || !iam_id_valid(tenant) || !iam_id_valid(admin_id) || key_id == NULL)
+        return LUNA_ERR_INVALID_ARG;
+    drop_ctx c = {tenant, admin_id, key_id};
+    return luna_store_tx(db, drop_tx, &c);
 }

@@ -8,17 +8,21 @@
  * expects (same id, the matching type, exact size), never retry a request
  * on the caller's behalf, and never substitute software crypto when the
  * HSM is down.  Buffers that carried key material are wiped after every
- * request.
+ * request.  The HSM child gets only the environment listed in the config
+ * and, when the KMS is root, never runs as root: the uid switch happens
+ * between fork and exec, where only async-signal-safe calls are made.
  */
 #include "hsm_client.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,6 +40,11 @@
 #define COMPONENT "kms"
 #define PATH_MAX_LEN 4096
 #define EXIT_WAIT_MS 2000
+#define DEFAULT_HSM_USER "lunal-hsm"
+#define ENV_NAMES_MAX 16
+#define ENV_NAME_MAX 64
+#define ENV_VALUE_MAX 4096
+#define PWBUF_MAX 65536
 
 struct luna_hsm_client {
     pthread_mutex_t mu;
@@ -49,6 +58,10 @@ struct luna_hsm_client {
     uint32_t start_timeout_ms;
     uint32_t backoff_min_ms;
     uint32_t backoff_max_ms;
+    bool switch_uid; /* KMS is root: the child runs as uid/gid, no groups */
+    uid_t uid;
+    gid_t gid;
+    char **envp; /* the child's whole environment, NULL-terminated */
 
     int fd;    /* our end of the channel, -1 while down */
     pid_t pid; /* the HSM process, 0 while down */
@@ -181,15 +194,58 @@ static luna_err send_raw(luna_hsm_client *c, const uint8_t *p, size_t n, const c
     return LUNA_OK;
 }
 
+/*
+ * The forked child: default signal dispositions, the channel on fd 3 and
+ * nothing else inheritable, the HSM identity when the KMS is root, then
+ * exec with the minimal environment.  Async-signal-safe calls only (the
+ * KMS may be multi-threaded); any failure is an exit the parent sees as
+ * EOF before READY.
+ */
+static void child_exec(const luna_hsm_client *c, int chan, char *const argv[])
+{
+    struct sigaction dfl;
+    sigset_t none;
+    int sig;
+
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    (void)sigemptyset(&dfl.sa_mask);
+    for (sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)sigaction(sig, &dfl, NULL);
+    }
+    if (dup2(chan, LUNA_HSM_IPC_FD) != LUNA_HSM_IPC_FD)
+        _exit(127);
+    /* Whatever the KMS opened without O_CLOEXEC does not cross exec. */
+    (void)close_range(LUNA_HSM_IPC_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+    if (c->switch_uid) {
+        uid_t ru, eu, su;
+        gid_t rg, eg, sg;
+        /* Groups first: once the uid is gone we could not drop them. */
+        if (setgroups(0, NULL) != 0 || setresgid(c->gid, c->gid, c->gid) != 0 ||
+            setresuid(c->uid, c->uid, c->uid) != 0)
+            _exit(126);
+        if (getresuid(&ru, &eu, &su) != 0 || ru != c->uid || eu != c->uid || su != c->uid ||
+            getresgid(&rg, &eg, &sg) != 0 || rg != c->gid || eg != c->gid || sg != c->gid ||
+            getgroups(0, NULL) != 0)
+            _exit(126);
+    }
+    (void)sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    (void)execve(c->hsm_path, argv, c->envp);
+    _exit(127);
+}
+
 /* Starts the HSM process and waits for its READY. */
 static luna_err spawn_hsm(luna_hsm_client *c)
 {
-    char *argv[] = {c->hsm_path,   (char *)"--module",     c->module_path, (char *)"--token",
-                    c->token_label, (char *)"--pin-file",  c->pin_file,    (char *)"--root-label",
-                    c->root_label,  (char *)"--mac-label", c->mac_label,   NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, all;
+    char parent[24];
+    char *argv[] = {c->hsm_path,     (char *)"--module",     c->module_path,
+                    (char *)"--token", c->token_label,       (char *)"--pin-file",
+                    c->pin_file,     (char *)"--parent-pid", parent,
+                    (char *)"--root-label", c->root_label,   (char *)"--mac-label",
+                    c->mac_label,    NULL};
+    sigset_t all, old;
     int sv[2] = {-1, -1};
     pid_t pid = 0;
     luna_hsm_msg m;
@@ -197,8 +253,10 @@ static luna_err spawn_hsm(luna_hsm_client *c)
     const char *why = "spawn";
     size_t n = 0;
     luna_err err;
-    int rc;
+    int fork_errno;
 
+    /* Our own pid as the child's getppid() will report it (PID 1 included). */
+    (void)snprintf(parent, sizeof(parent), "%ld", (long)getpid());
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return LUNA_ERR_UNAVAILABLE;
     /* dup2 onto itself would keep close-on-exec: keep the child end off fd 3. */
@@ -211,31 +269,19 @@ static luna_err spawn_hsm(luna_hsm_client *c)
             return LUNA_ERR_UNAVAILABLE;
         }
     }
-    (void)sigemptyset(&none);
+    /* No KMS signal handler may run in the child before it resets them. */
     (void)sigfillset(&all);
-    (void)sigdelset(&all, SIGKILL);
-    (void)sigdelset(&all, SIGSTOP);
-    rc = posix_spawn_file_actions_init(&fa);
-    if (rc == 0) {
-        rc = posix_spawnattr_init(&attr);
-        if (rc == 0) {
-            if (posix_spawn_file_actions_adddup2(&fa, sv[1], LUNA_HSM_IPC_FD) == 0 &&
-                posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) ==
-                    0 &&
-                posix_spawnattr_setsigmask(&attr, &none) == 0 &&
-                posix_spawnattr_setsigdefault(&attr, &all) == 0)
-                rc = posix_spawn(&pid, c->hsm_path, &fa, &attr, argv, environ);
-            else
-                rc = -1;
-            (void)posix_spawnattr_destroy(&attr);
-        }
-        (void)posix_spawn_file_actions_destroy(&fa);
-    }
+    (void)pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = fork();
+    if (pid == 0)
+        child_exec(c, sv[1], argv);
+    fork_errno = errno;
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
     (void)close(sv[1]);
-    if (rc != 0) {
+    if (pid < 0) {
         (void)close(sv[0]);
-        LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "hsm process spawn failed", LUNA_LOG_INT("rc", rc),
-                  LUNA_LOG_STR("path", c->hsm_path));
+        LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "hsm process spawn failed",
+                  LUNA_LOG_INT("errno", fork_errno), LUNA_LOG_STR("path", c->hsm_path));
         return LUNA_ERR_UNAVAILABLE;
     }
     c->fd = sv[0];
@@ -339,6 +385,128 @@ static luna_err request(luna_hsm_client *c, luna_hsm_msg_type type, const luna_h
     return exchange(c, w.len, id, want_type, reply);
 }
 
+/*
+ * hsm_user as a passwd name, else as a decimal uid (its passwd gid if it
+ * has an entry, else gid = uid).  Never uid 0 or gid 0.
+ */
+static luna_err resolve_user(const char *name, uid_t *uid, gid_t *gid)
+{
+    struct passwd pw, *res = NULL;
+    char *buf;
+    long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
+    unsigned long v = 0;
+    size_t i, n = strlen(name);
+    bool numeric = n >= 1 && n <= 9;
+    luna_err err = LUNA_OK;
+
+    for (i = 0; i < n && numeric; i++)
+        numeric = name[i] >= '0' && name[i] <= '9';
+    if (numeric) {
+        for (i = 0; i < n; i++)
+            v = v * 10 + (unsigned long)(name[i] - '0');
+    }
+    if (sz <= 0 || sz > PWBUF_MAX)
+        sz = 16384;
+    buf = malloc((size_t)sz);
+    LUNA_ENSURE(buf != NULL, LUNA_ERR_NOMEM);
+    if (numeric)
+        (void)getpwuid_r((uid_t)v, &pw, buf, (size_t)sz, &res);
+    else
+        (void)getpwnam_r(name, &pw, buf, (size_t)sz, &res);
+    if (res != NULL) {
+        *uid = res->pw_uid;
+        *gid = res->pw_gid;
+    } else if (numeric) {
+        *uid = (uid_t)v;
+        *gid = (gid_t)v;
+    } else {
+        err = LUNA_ERR_CONFIG;
+    }
+    free(buf);
+    if (err != LUNA_OK) {
+        LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "hsm user not found", LUNA_LOG_STR("user", name));
+        return err;
+    }
+    if (*uid == 0 || *gid == 0) {
+        LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "hsm user must not be root",
+                  LUNA_LOG_STR("user", name));
+        return LUNA_ERR_CONFIG;
+    }
+    return LUNA_OK;
+}
+
+/* Decides the child's identity (hsm_client.h, "Process identity"). */
+static luna_err choose_identity(luna_hsm_client *c, const char *hsm_user)
+{
+    if (geteuid() == 0) {
+        LUNA_GUARD(resolve_user(hsm_user != NULL ? hsm_user : DEFAULT_HSM_USER, &c->uid,
+                                &c->gid));
+        c->switch_uid = true;
+        LUNA_LOGF(LUNA_LOG_INFO, COMPONENT, "hsm process uid", LUNA_LOG_UINT("uid", c->uid),
+                  LUNA_LOG_UINT("gid", c->gid));
+        return LUNA_OK;
+    }
+    if (hsm_user != NULL) {
+        uid_t uid = 0;
+        gid_t gid = 0;
+        LUNA_GUARD(resolve_user(hsm_user, &uid, &gid));
+        if (uid != geteuid()) {
+            LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "hsm user needs a root kms to switch to",
+                      LUNA_LOG_STR("user", hsm_user));
+            return LUNA_ERR_CONFIG;
+        }
+    }
+    LUNA_LOGF(LUNA_LOG_WARN, COMPONENT,
+              "kms not root: hsm process shares the kms uid, which can read the pin and use "
+              "the token (no uid separation)",
+              LUNA_LOG_UINT("uid", geteuid()));
+    return LUNA_OK;
+}
+
+static bool env_name_ok(const char *name)
+{
+    size_t i, n = strlen(name);
+    if (n == 0 || n > ENV_NAME_MAX || strncmp(name, "LD_", 3) == 0 ||
+        (name[0] >= '0' && name[0] <= '9'))
+        return false;
+    for (i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Captures NAME=value for the listed names that are set now; nothing else. */
+static luna_err build_env(luna_hsm_client *c, const char *const *keep)
+{
+    static const char *const default_keep[] = {"SOFTHSM2_CONF", NULL};
+    size_t n = 0, i;
+
+    if (keep == NULL)
+        keep = default_keep;
+    for (i = 0; keep[i] != NULL; i++) {
+        LUNA_ENSURE(i < ENV_NAMES_MAX, LUNA_ERR_CONFIG);
+        LUNA_ENSURE(env_name_ok(keep[i]), LUNA_ERR_CONFIG);
+    }
+    c->envp = calloc(i + 1, sizeof(*c->envp));
+    LUNA_ENSURE(c->envp != NULL, LUNA_ERR_NOMEM);
+    for (i = 0; keep[i] != NULL; i++) {
+        const char *v = getenv(keep[i]);
+        size_t len;
+        if (v == NULL)
+            continue;
+        LUNA_ENSURE(strlen(v) <= ENV_VALUE_MAX, LUNA_ERR_CONFIG);
+        len = strlen(keep[i]) + 1 + strlen(v) + 1;
+        c->envp[n] = malloc(len);
+        LUNA_ENSURE(c->envp[n] != NULL, LUNA_ERR_NOMEM);
+        (void)snprintf(c->envp[n], len, "%s=%s", keep[i], v);
+        n++;
+    }
+    return LUNA_OK;
+}
+
 luna_err luna_hsm_client_new(const luna_hsm_config *cfg, luna_hsm_client **out)
 {
     luna_hsm_client *c;
@@ -374,6 +542,8 @@ luna_err luna_hsm_client_new(const luna_hsm_config *cfg, luna_hsm_client **out)
     if (c->backoff_max_ms < c->backoff_min_ms)
         c->backoff_max_ms = c->backoff_min_ms;
     c->backoff_ms = c->backoff_min_ms;
+    LUNA_TRY(build_env(c, cfg->env_keep), fail);
+    LUNA_TRY(choose_identity(c, cfg->hsm_user), fail);
     LUNA_TRY(spawn_hsm(c), fail);
     *out = c;
     return LUNA_OK;
@@ -397,6 +567,12 @@ void luna_hsm_client_free(luna_hsm_client *c)
     free(c->pin_file);
     free(c->root_label);
     free(c->mac_label);
+    if (c->envp != NULL) {
+        size_t i;
+        for (i = 0; c->envp[i] != NULL; i++)
+            free(c->envp[i]);
+        free(c->envp);
+    }
     (void)pthread_mutex_destroy(&c->mu);
     free(c);
 }

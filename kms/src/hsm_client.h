@@ -2,8 +2,8 @@
  * hsm_client.h - the KMS's handle on its HSM process (docs/kms-hsm.md).
  *
  * The network-facing KMS never loads a PKCS#11 module, never reads the PIN
- * and never holds a key handle.  It starts luna-kms-hsm (fork+exec through
- * posix_spawn, a separate address space it can kill and restart), hands it
+ * and never holds a key handle.  It starts luna-kms-hsm (fork+exec, a
+ * separate address space it can kill and restart), hands it
  * one end of a SOCK_SEQPACKET socketpair, and asks it for key operations
  * with the typed messages of hsm_ipc.h.  What it holds are wrapped blobs
  * (safe to store anywhere) and, for data keys it must itself use (HPKE to a
@@ -28,6 +28,28 @@
  *     sealed blob or AAD; MAC mismatch).  The channel stays up.
  * Every failure is logged (component "kms", stable error names, CK_RV
  * numbers); never the PIN, a key or a plaintext.
+ *
+ * Process identity (H2 of the security review, docs/kms-hsm.md):
+ *   - KMS running as root (euid 0): the HSM process runs as hsm_user
+ *     (default "lunal-hsm"; a name or a decimal uid), with that user's
+ *     primary gid and NO supplementary groups; the switch happens in the
+ *     forked child before exec, so the HSM binary never runs as root.  The
+ *     PIN file must be owned by that uid (mode 0600) and the token folder
+ *     readable by that uid only.  A user that does not exist, or resolves
+ *     to uid 0 or gid 0: LUNA_ERR_CONFIG.  In production the network-facing
+ *     KMS itself must never run as that uid (and should shed root after
+ *     start: a root process reads every file, see the doc).
+ *   - KMS not root: the HSM process keeps the KMS's uid, which can read
+ *     the PIN and use the token itself; luna_hsm_client_new logs a warning.
+ *     hsm_user naming another uid is then LUNA_ERR_CONFIG.
+ *   - Environment: the HSM process gets only the variables named by
+ *     env_keep (default: SOFTHSM2_CONF), with the values they had when
+ *     luna_hsm_client_new ran; names starting with "LD_" are refused.
+ *   - The HSM process is told the KMS's pid and refuses to start unless
+ *     that is its parent; it dies (PR_SET_PDEATHSIG) when the THREAD that
+ *     spawned it exits.  So luna_hsm_client_new and every call that may
+ *     restart the process must run on long-lived threads (the event loop),
+ *     never on a short-lived worker.
  *
  * Thread safety: all calls on one client are serialized by its mutex; one
  * request is in flight at a time.  The client ignores no signal itself: a
@@ -54,13 +76,16 @@ typedef struct luna_hsm_config {
     uint32_t start_timeout_ms;   /* 0: 10000 */
     uint32_t backoff_min_ms;     /* 0: 100 */
     uint32_t backoff_max_ms;     /* 0: 10000; never below backoff_min_ms */
+    const char *hsm_user;        /* used when the KMS is root; NULL: "lunal-hsm" */
+    const char *const *env_keep; /* NULL-terminated names; NULL: {"SOFTHSM2_CONF"} */
 } luna_hsm_config;
 
 typedef struct luna_hsm_client luna_hsm_client;
 
 /*
- * Copies cfg (strings included), starts the HSM process and waits for its
- * READY: the token is open, the root and MAC keys exist (created if absent)
+ * Copies cfg (strings included; hsm_user resolved and env_keep's values
+ * captured now), starts the HSM process and waits for its READY: the
+ * token is open, the root and MAC keys exist (created if absent)
  * and their attributes were checked.  Returns the start error above and no
  * client when that fails: a KMS must not run without its root.
  */

@@ -10,10 +10,17 @@
  * or a key byte, and never keep running with a root key whose attributes
  * are wrong.
  *
- *   luna-kms-hsm --module PATH --token LABEL --pin-file PATH
+ *   luna-kms-hsm --module PATH --token LABEL --pin-file PATH --parent-pid PID
  *                [--root-label LABEL] [--mac-label LABEL]
  *
- * Exit codes: 0 parent closed the channel; 2 usage or PIN file refused;
+ * It refuses to run as root (any of real, effective, saved uid 0): the KMS
+ * client starts it under its own unprivileged uid when the KMS is root.
+ * --parent-pid is the pid of the KMS that spawned it, as that KMS sees
+ * itself (getpid()): "is my parent still the KMS" is getppid() == that pid,
+ * which also holds when the KMS is PID 1 of a container.
+ *
+ * Exit codes: 0 parent closed the channel; 2 usage, PIN file refused, or
+ * rights not dropped (running as root, parent is not --parent-pid);
  * 3 protocol violation by the parent; 4 token or keys refused at start;
  * 5 token unavailable mid-run (the KMS restarts us).
  */
@@ -26,6 +33,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "hsm_ipc.h"
@@ -51,6 +59,7 @@ typedef struct hsm_args {
     const char *pin_file;
     const char *root_label;
     const char *mac_label;
+    pid_t parent;
 } hsm_args;
 
 /* One process-wide state, as relayd keeps one struct per process. */
@@ -77,15 +86,36 @@ static void die(hsm_state *s, int code)
     _exit(code);
 }
 
+/* A pid in decimal, 1..INT32_MAX, no sign, no leading zero, nothing after. */
+static int parse_pid(const char *s, pid_t *out)
+{
+    long v = 0;
+    size_t i, n = strlen(s);
+    if (n == 0 || n > 10 || s[0] == '0')
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > 0x7fffffffL)
+        return -1;
+    *out = (pid_t)v;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, hsm_args *a)
 {
+    const char *parent = NULL;
     int i;
     *a = (hsm_args){.root_label = "luna-kms-root", .mac_label = "luna-kms-registry-mac"};
     for (i = 1; i < argc; i += 2) {
         const char **slot = NULL;
         if (i + 1 >= argc)
             return -1;
-        if (strcmp(argv[i], "--module") == 0)
+        if (strcmp(argv[i], "--parent-pid") == 0)
+            slot = &parent;
+        else if (strcmp(argv[i], "--module") == 0)
             slot = &a->module;
         else if (strcmp(argv[i], "--token") == 0)
             slot = &a->token;
@@ -99,11 +129,15 @@ static int parse_args(int argc, char **argv, hsm_args *a)
             return -1;
         *slot = argv[i + 1];
     }
+    if (parent == NULL || parse_pid(parent, &a->parent) != 0)
+        return -1;
     return a->module != NULL && a->token != NULL && a->pin_file != NULL ? 0 : -1;
 }
 
 /*
- * Reads the PIN: a regular file owned by us, no group/other access, at
+ * Reads the PIN: a regular file owned by us (one we may not open, e.g.
+ * root's while we run as the HSM user, is LUNA_ERR_PERMISSION), no
+ * group/other access, at
  * most PIN_MAX bytes, one trailing newline dropped.  The bytes go straight
  * into a luna_secret; the stack buffer is wiped on every path.
  */
@@ -118,7 +152,7 @@ static luna_err read_pin(const char *path, luna_secret **out)
     *out = NULL;
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return LUNA_ERR_CONFIG;
+        return errno == EACCES || errno == EPERM ? LUNA_ERR_PERMISSION : LUNA_ERR_CONFIG;
     LUNA_TRY_ENSURE(fstat(fd, &st) == 0 && S_ISREG(st.st_mode), LUNA_ERR_CONFIG, out);
     LUNA_TRY_ENSURE((st.st_mode & 077) == 0, LUNA_ERR_PERMISSION, out);
     LUNA_TRY_ENSURE(st.st_uid == geteuid(), LUNA_ERR_PERMISSION, out);
@@ -150,19 +184,35 @@ out:
  * die with the parent, default signal dispositions, stdin on /dev/null,
  * no descriptor but 0-2 and the channel.  The module still needs the token
  * folder, so no filesystem confinement yet (docs/kms-hsm.md).
+ *
+ * PDEATHSIG fires when the THREAD that forked us exits, not the process:
+ * the KMS must spawn (luna_hsm_client_new and every call that may restart
+ * us) from long-lived threads only (hsm_client.h).
  */
-static int drop_rights(void)
+static int drop_rights(pid_t parent)
 {
+    uid_t ru, eu, su;
     int sig, fd;
 
+    if (getresuid(&ru, &eu, &su) != 0 || ru == 0 || eu == 0 || su == 0) {
+        errno = EPERM;
+        return -1; /* root holds every PIN file: never serve as root */
+    }
     if (luna_process_harden() != LUNA_OK)
         return -1;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return -1;
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
         return -1;
-    if (getppid() == 1)
-        return -1; /* the KMS already died: nobody to serve */
+    /*
+     * Checked after PDEATHSIG is armed, so a KMS that dies in between is
+     * seen here and one that dies later kills us.  Reparenting (to 1 or a
+     * subreaper) changes getppid(); a KMS that is itself PID 1 does not.
+     */
+    if (getppid() != parent) {
+        errno = ESRCH;
+        return -1;
+    }
     for (sig = 1; sig < NSIG; sig++) {
         if (sig != SIGKILL && sig != SIGSTOP)
             (void)signal(sig, SIG_DFL);
@@ -341,7 +391,8 @@ int main(int argc, char **argv)
 
     if (parse_args(argc, argv, &a) != 0) {
         LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "usage: luna-kms-hsm --module PATH --token LABEL "
-                                             "--pin-file PATH [--root-label L] [--mac-label L]",
+                                             "--pin-file PATH --parent-pid PID [--root-label L] "
+                                             "[--mac-label L]",
                   LUNA_LOG_INT("argc", argc));
         return EXIT_USAGE;
     }
@@ -352,7 +403,7 @@ int main(int argc, char **argv)
                   LUNA_LOG_INT("fd", LUNA_HSM_IPC_FD));
         return EXIT_USAGE;
     }
-    if (drop_rights() != 0) {
+    if (drop_rights(a.parent) != 0) {
         LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "dropping rights failed", LUNA_LOG_INT("errno", errno));
         return EXIT_USAGE;
     }

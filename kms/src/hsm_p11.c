@@ -46,6 +46,55 @@ static CK_ULONG len_32 = LUNA_HSM_KEY_LEN;
 
 #define ATTR(t, v) {(t), &(v), sizeof(v)}
 
+/*
+ * What any key unwrapped under the root becomes (CKA_UNWRAP_TEMPLATE), and
+ * the exact template unwrap_kek passes.  The root carries it so that the
+ * token, not this process, forces it: a process that has the PIN but not
+ * this code (a compromised KMS, H2) cannot unwrap a KEK as extractable or
+ * non-sensitive and read its value.  SoftHSM2 2.6.1 enforces it strictly:
+ * every attribute here must be in the caller's template with the same
+ * value, else CKR_TEMPLATE_INCONSISTENT (docs/kms-hsm.md).
+ */
+static CK_ATTRIBUTE kek_unwrap_tmpl[] = {
+    ATTR(CKA_CLASS, class_secret),
+    ATTR(CKA_KEY_TYPE, type_aes),
+    ATTR(CKA_TOKEN, ck_false),
+    ATTR(CKA_PRIVATE, ck_true),
+    ATTR(CKA_SENSITIVE, ck_true),
+    ATTR(CKA_EXTRACTABLE, ck_false),
+    ATTR(CKA_ENCRYPT, ck_true),
+    ATTR(CKA_DECRYPT, ck_true),
+    ATTR(CKA_WRAP, ck_false),
+    ATTR(CKA_UNWRAP, ck_false),
+    ATTR(CKA_SIGN, ck_false),
+    ATTR(CKA_VERIFY, ck_false),
+    ATTR(CKA_DERIVE, ck_false),
+};
+#define KEK_UNWRAP_N (sizeof(kek_unwrap_tmpl) / sizeof(kek_unwrap_tmpl[0]))
+
+/*
+ * What a key must be for the root to wrap it (CKA_WRAP_TEMPLATE): an inert,
+ * sensitive AES key generated in the token, i.e. what gen_kek makes.  The
+ * root then cannot wrap (export) any other kind of object, and a key
+ * imported with a known value (CKA_LOCAL FALSE) cannot become a "KEK".
+ */
+static CK_ATTRIBUTE kek_wrap_tmpl[] = {
+    ATTR(CKA_CLASS, class_secret),
+    ATTR(CKA_KEY_TYPE, type_aes),
+    ATTR(CKA_SENSITIVE, ck_true),
+    ATTR(CKA_LOCAL, ck_true),
+    ATTR(CKA_ENCRYPT, ck_false),
+    ATTR(CKA_DECRYPT, ck_false),
+    ATTR(CKA_WRAP, ck_false),
+    ATTR(CKA_UNWRAP, ck_false),
+    ATTR(CKA_SIGN, ck_false),
+    ATTR(CKA_VERIFY, ck_false),
+    ATTR(CKA_DERIVE, ck_false),
+};
+#define KEK_WRAP_N (sizeof(kek_wrap_tmpl) / sizeof(kek_wrap_tmpl[0]))
+/* Read-back cap: a template longer than this is refused, never truncated. */
+#define TMPL_READ_MAX 32
+
 /* Maps a token return value; the caller has already stored it in last_rv. */
 static luna_err map_rv(CK_RV rv)
 {
@@ -348,6 +397,8 @@ luna_err luna_p11_ensure_root(luna_p11 *p, const char *label)
             ATTR(CKA_DERIVE, ck_false),
             ATTR(CKA_MODIFIABLE, ck_false),
             {CKA_LABEL, (void *)(uintptr_t)label, (CK_ULONG)strlen(label)},
+            {CKA_UNWRAP_TEMPLATE, kek_unwrap_tmpl, (CK_ULONG)sizeof(kek_unwrap_tmpl)},
+            {CKA_WRAP_TEMPLATE, kek_wrap_tmpl, (CK_ULONG)sizeof(kek_wrap_tmpl)},
         };
         LUNA_GUARD(ck(p, p->f->C_GenerateKey(p->session, &m, t, sizeof(t) / sizeof(t[0]),
                                              &p->root)));
@@ -357,12 +408,69 @@ luna_err luna_p11_ensure_root(luna_p11 *p, const char *label)
     return luna_p11_check_root(p);
 }
 
+/*
+ * Reads the attribute-array attribute `type` of h back and refuses
+ * (LUNA_ERR_CONFIG) unless it holds exactly the attributes of want, each
+ * with the same length and value, in any order.  Absent or empty is
+ * refused: that is a root any PIN holder can unwrap into anything.
+ * SoftHSM2 2.6.1 reports length 0 (not the size) for a NULL pValue query,
+ * so the array is always passed at TMPL_READ_MAX entries (a longer
+ * template is CKR_BUFFER_TOO_SMALL, refused) and each value slot is a
+ * CK_ULONG, the largest attribute the wanted templates hold.
+ */
+static luna_err check_template(luna_p11 *p, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type,
+                               const char *name, const CK_ATTRIBUTE *want, size_t n_want)
+{
+    CK_ATTRIBUTE got[TMPL_READ_MAX];
+    CK_ULONG vals[TMPL_READ_MAX];
+    CK_ATTRIBUTE a = {type, got, (CK_ULONG)sizeof(got)};
+    size_t n, i, j;
+    CK_RV rv;
+
+    memset(got, 0, sizeof(got));
+    memset(vals, 0, sizeof(vals));
+    rv = p->f->C_GetAttributeValue(p->session, h, &a, 1);
+    if (rv == CKR_OK && a.ulValueLen % sizeof(CK_ATTRIBUTE) == 0 &&
+        a.ulValueLen <= sizeof(got)) {
+        n = a.ulValueLen / sizeof(CK_ATTRIBUTE);
+        for (i = 0; i < n; i++) {
+            if (got[i].ulValueLen > sizeof(vals[i]))
+                goto refused;
+            got[i].pValue = &vals[i];
+        }
+        rv = p->f->C_GetAttributeValue(p->session, h, &a, 1);
+    }
+    if (rv != CKR_OK) {
+        p->last_rv = rv;
+        refuse_log("root", name);
+        return map_rv(rv) == LUNA_ERR_UNAVAILABLE ? LUNA_ERR_UNAVAILABLE : LUNA_ERR_CONFIG;
+    }
+    if (a.ulValueLen != n_want * sizeof(CK_ATTRIBUTE))
+        goto refused;
+    for (i = 0; i < n_want; i++) {
+        bool match = false;
+        for (j = 0; j < n_want && !match; j++)
+            match = got[j].type == want[i].type && got[j].ulValueLen == want[i].ulValueLen &&
+                    memcmp(got[j].pValue, want[i].pValue, want[i].ulValueLen) == 0;
+        if (!match)
+            goto refused;
+    }
+    return LUNA_OK;
+refused:
+    refuse_log("root", name);
+    return LUNA_ERR_CONFIG;
+}
+
 luna_err luna_p11_check_root(luna_p11 *p)
 {
     LUNA_ENSURE(p != NULL, LUNA_ERR_INVALID_ARG);
     LUNA_ENSURE(p->have_root, LUNA_ERR_CONFIG);
-    return check_key(p, p->root, "root", CKK_AES, root_want,
-                     sizeof(root_want) / sizeof(root_want[0]));
+    LUNA_GUARD(check_key(p, p->root, "root", CKK_AES, root_want,
+                         sizeof(root_want) / sizeof(root_want[0])));
+    LUNA_GUARD(check_template(p, p->root, CKA_UNWRAP_TEMPLATE, "CKA_UNWRAP_TEMPLATE",
+                              kek_unwrap_tmpl, KEK_UNWRAP_N));
+    return check_template(p, p->root, CKA_WRAP_TEMPLATE, "CKA_WRAP_TEMPLATE", kek_wrap_tmpl,
+                          KEK_WRAP_N);
 }
 
 luna_err luna_p11_ensure_mac(luna_p11 *p, const char *label)
@@ -450,27 +558,14 @@ static luna_err unwrap_kek(luna_p11 *p, const uint8_t wrapped[LUNA_HSM_WRAPPED_L
                            CK_OBJECT_HANDLE *k)
 {
     CK_MECHANISM m = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
-    CK_ATTRIBUTE t[] = {
-        ATTR(CKA_CLASS, class_secret),
-        ATTR(CKA_KEY_TYPE, type_aes),
-        ATTR(CKA_TOKEN, ck_false),
-        ATTR(CKA_PRIVATE, ck_true),
-        ATTR(CKA_SENSITIVE, ck_true),
-        ATTR(CKA_EXTRACTABLE, ck_false),
-        ATTR(CKA_ENCRYPT, ck_true),
-        ATTR(CKA_DECRYPT, ck_true),
-        ATTR(CKA_WRAP, ck_false),
-        ATTR(CKA_UNWRAP, ck_false),
-        ATTR(CKA_SIGN, ck_false),
-        ATTR(CKA_VERIFY, ck_false),
-        ATTR(CKA_DERIVE, ck_false),
-    };
     luna_err err;
 
     LUNA_ENSURE(p->have_root, LUNA_ERR_CONFIG);
     *k = CK_INVALID_HANDLE;
+    /* The root's own unwrap template, so the token's check and ours agree. */
     err = ck(p, p->f->C_UnwrapKey(p->session, &m, p->root, (CK_BYTE *)(uintptr_t)wrapped,
-                                  LUNA_HSM_WRAPPED_LEN, t, sizeof(t) / sizeof(t[0]), k));
+                                  LUNA_HSM_WRAPPED_LEN, kek_unwrap_tmpl, (CK_ULONG)KEK_UNWRAP_N,
+                                  k));
     /* SoftHSM2 reports a failed RFC 5649 integrity check as CKR_GENERAL_ERROR. */
     if (err == LUNA_ERR_CRYPTO)
         err = LUNA_ERR_VERIFY;

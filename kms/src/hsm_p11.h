@@ -51,7 +51,10 @@ luna_err luna_p11_ensure_root(luna_p11 *p, const char *label) LUNA_MUST_CHECK;
  * Reads the root's attributes back and refuses (LUNA_ERR_CONFIG) unless it
  * is a token AES-256 secret key, private, sensitive, always sensitive, not
  * extractable, never extractable, wrap and unwrap only (no encrypt, decrypt,
- * sign, verify, derive), not modifiable.
+ * sign, verify, derive), not modifiable, and carries exactly the
+ * CKA_UNWRAP_TEMPLATE (unwrapped keys: sensitive, not extractable, session,
+ * encrypt/decrypt only) and CKA_WRAP_TEMPLATE (only inert, sensitive,
+ * token-generated AES keys are wrapped) of docs/kms-hsm.md.
  */
 luna_err luna_p11_check_root(luna_p11 *p) LUNA_MUST_CHECK;
 /* Same for the HMAC-SHA256 key: generic secret, sign and verify only. */

@@ -3,11 +3,19 @@
  * malformed messages are fatal for the HSM process and reported to the
  * client, kill -9 and a hung HSM give LUNA_ERR_UNAVAILABLE, and the
  * automatic restart (bounded exponential backoff) brings service back.
+ * The parent check: a KMS that is PID 1 (a container's init) can run its
+ * HSM process, and an HSM process whose parent is not the pid it was given
+ * refuses to start.
  */
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,11 +58,18 @@ static luna_hsm_client *start(void)
 static void test_kill9_then_recover(void **state)
 {
     (void)state;
-    luna_hsm_client *c = start();
+    /* A backoff long enough that a loaded machine cannot outrun it. */
+    luna_hsm_config cfg = hsm_token_config(&g_tok);
+    luna_hsm_client *c = NULL;
     uint8_t kek[LUNA_HSM_WRAPPED_LEN], key[LUNA_HSM_KEY_LEN], sealed[LUNA_HSM_SEALED_KEY_LEN];
     uint8_t back[LUNA_HSM_KEY_LEN];
     size_t n = 0;
-    pid_t pid = luna_hsm_client_pid(c), pid2;
+    pid_t pid, pid2;
+
+    cfg.backoff_min_ms = 1000;
+    cfg.backoff_max_ms = 4000;
+    assert_luna_ok(luna_hsm_client_new(&cfg, &c));
+    pid = luna_hsm_client_pid(c);
 
     assert_luna_ok(luna_hsm_client_gen_kek(c, kek));
     assert_luna_ok(luna_hsm_client_gen_data_key(c, kek, NULL, 0, key, sealed));
@@ -68,7 +83,7 @@ static void test_kill9_then_recover(void **state)
     /* Inside the backoff window calls fail fast without a restart. */
     assert_luna_err(LUNA_ERR_UNAVAILABLE, luna_hsm_client_ping(c));
     assert_int_equal(0, luna_hsm_client_pid(c));
-    sleep_ms(200);
+    sleep_ms(1300);
     /* Restarted: a new process, the same root (the old blobs still open). */
     assert_luna_ok(luna_hsm_client_open(c, kek, NULL, 0, sealed, sizeof(sealed), back,
                                         sizeof(back), &n));
@@ -221,6 +236,128 @@ static void test_well_formed_raw_is_served(void **state)
     luna_hsm_client_free(c);
 }
 
+static void test_kms_as_pid1(void **state)
+{
+    (void)state;
+    /*
+     * The KMS as PID 1 of a new PID namespace (a container's entrypoint):
+     * its HSM process sees getppid() == 1, which is its live parent, not a
+     * dead one.  Plain exit codes below: no cmocka in the forked processes.
+     */
+    pid_t outer = fork();
+    int st = 0;
+
+    assert_true(outer >= 0);
+    if (outer == 0) {
+        pid_t init;
+        int ist = 0;
+        if (unshare(CLONE_NEWPID) != 0)
+            _exit(20);
+        init = fork();
+        if (init < 0)
+            _exit(21);
+        if (init == 0) {
+            luna_hsm_config cfg = hsm_token_config(&g_tok);
+            luna_hsm_client *c = NULL;
+            luna_err e;
+            if (getpid() != 1)
+                _exit(22);
+            if (luna_hsm_client_new(&cfg, &c) != LUNA_OK)
+                _exit(23);
+            e = luna_hsm_client_ping(c);
+            luna_hsm_client_free(c);
+            _exit(e == LUNA_OK ? 0 : 24);
+        }
+        while (waitpid(init, &ist, 0) < 0) {
+        }
+        _exit(WIFEXITED(ist) ? WEXITSTATUS(ist) : 25);
+    }
+    while (waitpid(outer, &st, 0) < 0) {
+    }
+    assert_true(WIFEXITED(st));
+    assert_int_equal(0, WEXITSTATUS(st));
+}
+
+/*
+ * Runs luna-kms-hsm by hand (as the HSM user when we are root) claiming
+ * `claimed` as its parent, stderr into log; returns its pid, *chan our end.
+ */
+static pid_t exec_hsm(pid_t claimed, const char *log, int *chan)
+{
+    const char *bin = getenv("LUNA_TEST_HSM_BIN");
+    char ppid[24], conf[200];
+    int sv[2];
+    pid_t pid;
+
+    if (bin == NULL)
+        bin = LUNA_TEST_HSM_BIN;
+    snprintf(ppid, sizeof(ppid), "%ld", (long)claimed);
+    snprintf(conf, sizeof(conf), "SOFTHSM2_CONF=%s", getenv("SOFTHSM2_CONF"));
+    assert_int_equal(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+    assert_true(sv[1] != 3);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = {(char *)bin,      (char *)"--module",   (char *)HSM_TEST_MODULE,
+                        (char *)"--token", (char *)HSM_TEST_LABEL, (char *)"--pin-file",
+                        g_tok.pin_file,   (char *)"--parent-pid", ppid,
+                        NULL};
+        char *envp[] = {conf, NULL};
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || dup2(fd, 2) != 2 || dup2(sv[1], 3) != 3)
+            _exit(120);
+        if (geteuid() == 0 &&
+            (setgroups(0, NULL) != 0 || setresgid(g_tok.gid, g_tok.gid, g_tok.gid) != 0 ||
+             setresuid(g_tok.uid, g_tok.uid, g_tok.uid) != 0))
+            _exit(121);
+        execve(bin, argv, envp);
+        _exit(122);
+    }
+    close(sv[1]);
+    *chan = sv[0];
+    return pid;
+}
+
+static void test_wrong_parent_pid_refused(void **state)
+{
+    (void)state;
+    char log[160];
+    uint8_t buf[64];
+    struct pollfd pfd;
+    int chan = -1, st = 0;
+    ssize_t n;
+    pid_t pid;
+    size_t len = 0;
+    uint8_t *text;
+
+    snprintf(log, sizeof(log), "%s/hsm.log", g_tok.dir);
+    /* Control: told the truth (we are its parent), it serves: READY, err 0. */
+    pid = exec_hsm(getpid(), log, &chan);
+    pfd = (struct pollfd){.fd = chan, .events = POLLIN};
+    assert_int_equal(1, poll(&pfd, 1, 10000));
+    n = recv(chan, buf, sizeof(buf), 0);
+    assert_int_equal(12 + 8, n);
+    assert_int_equal(LUNA_HSM_MSG_READY, (buf[0] << 8) | buf[1]);
+    assert_int_equal(0, buf[12] | buf[13] | buf[14] | buf[15]);
+    close(chan);
+    assert_int_equal(pid, waitpid(pid, &st, 0));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(0, WEXITSTATUS(st));
+
+    /* Told a pid that is not its parent (ours, the test runner's): it refuses. */
+    pid = exec_hsm(getppid(), log, &chan);
+    pfd = (struct pollfd){.fd = chan, .events = POLLIN};
+    assert_int_equal(1, poll(&pfd, 1, 10000));
+    assert_int_equal(0, recv(chan, buf, sizeof(buf), 0)); /* EOF, never READY */
+    close(chan);
+    assert_int_equal(pid, waitpid(pid, &st, 0));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(2, WEXITSTATUS(st));
+    text = luna_test_read_file(log, &len);
+    assert_non_null(memmem(text, len, "\"dropping rights failed\",\"errno\":3", 34)); /* ESRCH */
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +365,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hung_hsm_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_is_fatal_for_hsm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_well_formed_raw_is_served, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kms_as_pid1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_parent_pid_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
+#include "luna/audit_entry.h"
+#include "luna/bytes.h"
 #include "luna_test.h"
 
 #ifndef LUNA_AUDIT_BIN
@@ -34,7 +38,7 @@ static long ms_now(void)
     return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint16_t free_port(void)
+uint16_t atu_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
@@ -56,20 +60,52 @@ static void write_file(const char *path, const char *text, mode_t mode)
     close(fd);
 }
 
-void atu_setup(atu_env *e, const char *extra_audit_json)
+/* The temp folder, CA and certificates; once per env (the IAM stub may
+ * have needed them before the config exists). */
+static void base_setup(atu_env *e)
 {
-    memset(e, 0, sizeof(*e));
+    if (e->h.dir[0] != '\0')
+        return;
     htu_setup(&e->h);
     static const char *const certs[][2] = {{"lunal://svc/audit", "audit"},
                                            {"lunal://svc/kms", "kms"},
                                            {"lunal://svc/gateway", "gateway"},
                                            {"lunal://svc/witness", "witness"},
+                                           {"lunal://svc/iam", "iam"},
                                            {"lunal://tee/t1", "tee"}};
     for (size_t i = 0; i < sizeof(certs) / sizeof(certs[0]); i++)
         assert_int_equal(0, htu_issue(&e->h, NULL, certs[i][0], certs[i][1], NULL));
+    htu_path(&e->h, "iam", ".jwks", e->jwks_path, sizeof(e->jwks_path));
+}
+
+void atu_write_jwks(atu_env *e, luna_jws_signer *const *signers, size_t n)
+{
+    luna_jws_keyset *ks = NULL;
+    assert_luna_ok(luna_jws_keyset_new(&ks));
+    for (size_t i = 0; i < n; i++)
+        assert_luna_ok(luna_jws_signer_publish(signers[i], ks));
+    char *jwks = NULL;
+    assert_luna_ok(luna_jws_keyset_export(ks, &jwks, NULL));
+    /* Replaced by rename, as a careful publisher does. */
+    char tmp[HTU_PATH_MAX + 8];
+    snprintf(tmp, sizeof(tmp), "%s.new", e->jwks_path);
+    write_file(tmp, jwks, 0644);
+    assert_int_equal(0, rename(tmp, e->jwks_path));
+    free(jwks);
+    luna_jws_keyset_free(ks);
+}
+
+void atu_setup(atu_env *e, const char *extra_audit_json)
+{
+    memset(e, 0, sizeof(*e));
+    atu_setup_src(e, extra_audit_json, NULL);
+}
+
+void atu_setup_src(atu_env *e, const char *extra_audit_json, const char *jwks_source)
+{
+    base_setup(e);
     htu_path(&e->h, "audit", ".db", e->db_path, sizeof(e->db_path));
     htu_path(&e->h, "checkpoint", ".skey", e->key_path, sizeof(e->key_path));
-    htu_path(&e->h, "iam", ".jwks", e->jwks_path, sizeof(e->jwks_path));
     htu_path(&e->h, "audit", ".json", e->config_path, sizeof(e->config_path));
     htu_path(&e->h, "audit", ".log", e->log_path, sizeof(e->log_path));
 
@@ -105,20 +141,19 @@ void atu_setup(atu_env *e, const char *extra_audit_json)
     assert_int_equal(0, stat(e->key_path, &sb));
     assert_int_equal(0600, sb.st_mode & 0777);
 
-    assert_luna_ok(luna_jws_signer_generate("iam-1", &e->iam));
-    luna_jws_keyset *ks = NULL;
-    assert_luna_ok(luna_jws_keyset_new(&ks));
-    assert_luna_ok(luna_jws_signer_publish(e->iam, ks));
-    char *jwks = NULL;
-    assert_luna_ok(luna_jws_keyset_export(ks, &jwks, NULL));
-    write_file(e->jwks_path, jwks, 0644);
-    free(jwks);
-    luna_jws_keyset_free(ks);
+    /* kid shaped like IAM's: "iam-" || 16 hex. */
+    assert_luna_ok(luna_jws_signer_generate("iam-00000000000000a1", &e->iam));
+    atu_write_jwks(e, &e->iam, 1);
 
-    e->port = free_port();
+    e->port = atu_free_port();
     char crt[HTU_PATH_MAX], key[HTU_PATH_MAX];
     htu_path(&e->h, "audit", ".crt", crt, sizeof(crt));
     htu_path(&e->h, "audit", ".key", key, sizeof(key));
+    char src[HTU_PATH_MAX + 32];
+    if (jwks_source == NULL)
+        snprintf(src, sizeof(src), ",\"iam_jwks\":\"%s\"", e->jwks_path);
+    else
+        snprintf(src, sizeof(src), "%s", jwks_source);
     char cfg[8192];
     int n = snprintf(cfg, sizeof(cfg),
                      "{\"profile\":\"development\","
@@ -126,17 +161,22 @@ void atu_setup(atu_env *e, const char *extra_audit_json)
                      "\"tls\":{\"cert\":\"%s\",\"key\":\"%s\",\"ca\":\"%s\"},"
                      "\"storage\":{\"url\":\"sqlite:%s\"},"
                      "\"log\":{\"level\":\"info\"},"
-                     "\"audit\":{\"origin\":\"%s\",\"key_file\":\"%s\",\"iam_jwks\":\"%s\"%s}}",
+                     "\"audit\":{\"origin\":\"%s\",\"key_file\":\"%s\"%s,"
+                     "\"token_issuer\":\"%s\",\"token_audience\":\"%s\"%s}}",
                      (unsigned)e->port, crt, key, e->h.ca_crt, e->db_path, ATU_ORIGIN,
-                     e->key_path, e->jwks_path, extra_audit_json != NULL ? extra_audit_json : "");
+                     e->key_path, src, ATU_ISSUER, ATU_AUDIENCE,
+                     extra_audit_json != NULL ? extra_audit_json : "");
     assert_true(n > 0 && (size_t)n < sizeof(cfg));
     write_file(e->config_path, cfg, 0600);
 }
+
+static void iam_stub_stop(atu_env *e);
 
 void atu_teardown(atu_env *e)
 {
     if (e->pid > 0)
         (void)atu_stop(e, SIGKILL);
+    iam_stub_stop(e);
     luna_jws_signer_free(e->iam);
     e->iam = NULL;
     htu_teardown(&e->h);
@@ -255,17 +295,141 @@ int atu_get_bearer(atu_env *e, const char *name, const char *path, const char *t
     return status;
 }
 
-char *atu_token(atu_env *e, const char *tenant, const char *role)
+json_t *atu_token_claims(const char *tenant, const char *roles)
 {
-    json_t *claims = json_pack("{s:s,s:I,s:[s]}", "sub", "lunal://client/t/auditor", "exp",
-                               (json_int_t)time(NULL) + 600, "roles", role);
+    json_t *arr = json_array();
+    assert_non_null(arr);
+    const char *p = roles;
+    while (p != NULL && *p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        json_array_append_new(arr, json_stringn(p, n));
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    char sub[200];
+    snprintf(sub, sizeof(sub), "%s/%s", tenant, "alice");
+    json_int_t now = (json_int_t)time(NULL);
+    json_t *claims = json_pack(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:I,s:s,s:s}", "iss", ATU_ISSUER, "aud",
+        ATU_AUDIENCE, "sub", sub, "tenant", tenant, "principal", "alice", "kind", "user", "roles",
+        arr, "auth", "api_key", "iat", now, "nbf", now, "exp", now + 600, "jti",
+        "AAECAwQFBgcICQoLDA0ODw", "api_key_id", "ak_0123456789abcdef");
     assert_non_null(claims);
-    if (tenant != NULL)
-        json_object_set_new(claims, "tenant", json_string(tenant));
+    return claims;
+}
+
+char *atu_sign(luna_jws_signer *signer, const json_t *claims)
+{
     char *tok = NULL;
-    assert_luna_ok(luna_jws_sign(e->iam, claims, &tok, NULL));
+    assert_luna_ok(luna_jws_sign(signer, claims, &tok, NULL));
+    return tok;
+}
+
+char *atu_token(atu_env *e, const char *tenant, const char *roles)
+{
+    json_t *claims = atu_token_claims(tenant, roles);
+    char *tok = atu_sign(e->iam, claims);
     json_decref(claims);
     return tok;
+}
+
+/* ---- the IAM JWKS stand-in ---- */
+
+typedef struct iam_stub {
+    atu_env *e;
+    struct event_base *base;
+    luna_http_server *srv;
+    struct event *stop_ev;
+    int stop_pipe[2];
+    pthread_t thread;
+    pthread_mutex_t lock;
+    unsigned hits;
+} iam_stub;
+
+static void stub_jwks(luna_http_request *req, void *arg)
+{
+    iam_stub *st = arg;
+    size_t len = 0;
+    uint8_t *b = luna_test_read_file(st->e->jwks_path, &len);
+    pthread_mutex_lock(&st->lock);
+    st->hits++;
+    pthread_mutex_unlock(&st->lock);
+    if (b == NULL) {
+        luna_http_reply_error(req, 503, "unavailable", "no key set");
+        return;
+    }
+    luna_http_reply(req, 200, "application/json", b, len);
+    free(b);
+}
+
+static void stub_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+static void *stub_main(void *arg)
+{
+    iam_stub *st = arg;
+    (void)event_base_dispatch(st->base);
+    return NULL;
+}
+
+uint16_t atu_iam_stub_start(atu_env *e)
+{
+    base_setup(e);
+    iam_stub *st = calloc(1, sizeof(*st));
+    assert_non_null(st);
+    st->e = e;
+    pthread_mutex_init(&st->lock, NULL);
+    st->base = event_base_new();
+    assert_non_null(st->base);
+    char crt[HTU_PATH_MAX], key[HTU_PATH_MAX];
+    htu_path(&e->h, "iam", ".crt", crt, sizeof(crt));
+    htu_path(&e->h, "iam", ".key", key, sizeof(key));
+    luna_http_server_opts o = {.component = "iam-stub",
+                               .bind_addr = "127.0.0.1",
+                               .tls = {.ca_file = e->h.ca_crt, .cert_file = crt, .key_file = key}};
+    assert_luna_ok(luna_http_server_new(st->base, &o, &st->srv));
+    static const char *const any[] = {LUNA_HTTP_ALLOW_ANY_PLATFORM};
+    const luna_http_route r = {LUNA_HTTP_GET, "/v1/iam/jwks", any, 1, NULL, stub_jwks, st};
+    assert_luna_ok(luna_http_server_add_route(st->srv, &r));
+    assert_int_equal(0, pipe(st->stop_pipe));
+    st->stop_ev = event_new(st->base, st->stop_pipe[0], EV_READ, stub_stop_cb, st->base);
+    assert_non_null(st->stop_ev);
+    assert_int_equal(0, event_add(st->stop_ev, NULL));
+    uint16_t port = luna_http_server_port(st->srv);
+    assert_int_equal(0, pthread_create(&st->thread, NULL, stub_main, st));
+    e->iam_stub = st;
+    return port;
+}
+
+unsigned atu_iam_stub_hits(atu_env *e)
+{
+    iam_stub *st = e->iam_stub;
+    assert_non_null(st);
+    pthread_mutex_lock(&st->lock);
+    unsigned n = st->hits;
+    pthread_mutex_unlock(&st->lock);
+    return n;
+}
+
+static void iam_stub_stop(atu_env *e)
+{
+    iam_stub *st = e->iam_stub;
+    if (st == NULL)
+        return;
+    assert_int_equal(1, write(st->stop_pipe[1], "x", 1));
+    pthread_join(st->thread, NULL);
+    luna_http_server_free(st->srv);
+    event_free(st->stop_ev);
+    event_base_free(st->base);
+    close(st->stop_pipe[0]);
+    close(st->stop_pipe[1]);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+    e->iam_stub = NULL;
 }
 
 void atu_entry_json(char *out, size_t cap, const char *tenant, const char *rid)
@@ -304,4 +468,118 @@ bool atu_file_contains(const char *path, const void *needle, size_t n)
         found = memcmp(b + i, needle, n) == 0;
     free(b);
     return found;
+}
+
+void atu_checkpoint_get(atu_env *e, atu_checkpoint *out)
+{
+    memset(out, 0, sizeof(*out));
+    luna_http_result r;
+    assert_int_equal(200, atu_fetch(e, "kms", "GET", "/v1/audit/checkpoint", NULL, &r));
+    assert_true(r.body_len <= sizeof(out->note));
+    memcpy(out->note, r.body, r.body_len);
+    out->len = r.body_len;
+    luna_http_result_free(&r);
+    luna_note n;
+    luna_note_checkpoint cp;
+    assert_luna_ok(luna_note_checkpoint_open(out->note, out->len, ATU_ORIGIN, strlen(ATU_ORIGIN),
+                                             &e->verifier, 1, &n, &cp));
+    out->size = cp.size;
+    memcpy(out->root, cp.root, LUNA_MERKLE_HASH_LEN);
+}
+
+static luna_err proof_from_body(const char *body, luna_merkle_proof *p)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(body, 0, &jerr);
+    if (o == NULL)
+        return LUNA_ERR_FORMAT;
+    luna_merkle_proof_init(p);
+    const json_t *arr = json_object_get(o, "proof");
+    luna_err err = json_is_array(arr) ? LUNA_OK : LUNA_ERR_FORMAT;
+    for (size_t i = 0; err == LUNA_OK && i < json_array_size(arr); i++) {
+        const char *hex = json_string_value(json_array_get(arr, i));
+        uint8_t h[LUNA_MERKLE_HASH_LEN];
+        size_t n = 0;
+        err = hex != NULL ? luna_hex_decode(hex, strlen(hex), h, sizeof(h), &n) : LUNA_ERR_FORMAT;
+        if (err == LUNA_OK)
+            err = luna_merkle_proof_add(p, h, n);
+    }
+    json_decref(o);
+    return err;
+}
+
+luna_err atu_verify_log(atu_env *e, const atu_checkpoint *kept, atu_checkpoint *now)
+{
+    atu_checkpoint cur;
+    atu_checkpoint_get(e, &cur);
+    if (kept != NULL && kept->size > 0) {
+        if (cur.size < kept->size)
+            return LUNA_ERR_CONFLICT;
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/audit/proof/consistency?from=%llu&to=%llu",
+                 (unsigned long long)kept->size, (unsigned long long)cur.size);
+        luna_http_result r;
+        int st = atu_fetch(e, "kms", "GET", path, NULL, &r);
+        luna_merkle_proof p;
+        luna_err err = st == 200 ? proof_from_body((const char *)r.body, &p) : LUNA_ERR_VERIFY;
+        luna_http_result_free(&r);
+        if (err == LUNA_OK)
+            err = luna_merkle_verify_consistency(kept->size, cur.size, kept->root,
+                                                 LUNA_MERKLE_HASH_LEN, cur.root,
+                                                 LUNA_MERKLE_HASH_LEN, &p);
+        if (err != LUNA_OK)
+            return LUNA_ERR_VERIFY;
+    }
+    /* Recompute the whole tree from the exported leaves. */
+    uint8_t(*leaves)[LUNA_MERKLE_HASH_LEN] = calloc(cur.size + 1, LUNA_MERKLE_HASH_LEN);
+    assert_non_null(leaves);
+    char *tok = atu_token(e, "ops", ATU_PLATFORM_AUDITOR);
+    uint64_t at = 0;
+    luna_err err = LUNA_OK;
+    while (at < cur.size && err == LUNA_OK) {
+        uint64_t to = at + 30 < cur.size ? at + 30 : cur.size;
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/audit/export?from=%llu&to=%llu",
+                 (unsigned long long)at, (unsigned long long)to);
+        htu_raw raw;
+        int st = atu_get_bearer(e, "gateway", path, tok, &raw);
+        const char *body = htu_raw_body(&raw);
+        if (st != 200 || body == NULL) {
+            err = LUNA_ERR_VERIFY;
+            break;
+        }
+        const char *line = body;
+        while (*line != '\0' && at < to) {
+            const char *nl = strchr(line, '\n');
+            if (nl == NULL)
+                break;
+            luna_audit_entry ent;
+            err = luna_audit_entry_decode((const uint8_t *)line, (size_t)(nl - line), &ent);
+            if (err == LUNA_OK)
+                err = luna_merkle_leaf_hash(line, (size_t)(nl - line), leaves[at]);
+            if (err != LUNA_OK) {
+                err = LUNA_ERR_VERIFY;
+                break;
+            }
+            at++;
+            line = nl + 1;
+        }
+        if (err == LUNA_OK && at != to)
+            err = LUNA_ERR_VERIFY;
+    }
+    free(tok);
+    if (err == LUNA_OK) {
+        luna_merkle_mem mem;
+        luna_merkle_source src;
+        luna_merkle_mem_source(&mem, (const uint8_t(*)[LUNA_MERKLE_HASH_LEN])leaves, cur.size,
+                               &src);
+        uint8_t root[LUNA_MERKLE_HASH_LEN];
+        err = luna_merkle_root(&src, cur.size, root);
+        if (err == LUNA_OK && memcmp(root, cur.root, LUNA_MERKLE_HASH_LEN) != 0)
+            err = LUNA_ERR_VERIFY;
+    }
+    free(leaves);
+    if (err == LUNA_OK && now != NULL)
+        *now = cur;
+    return err;
 }

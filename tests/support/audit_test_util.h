@@ -13,11 +13,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "http_test_util.h"
 #include "luna/jws.h"
 #include "luna/note.h"
 
 #define ATU_ORIGIN "lunal.audit/test"
+/* What luna-iam puts in iss and aud by default (docs/iam.md). */
+#define ATU_ISSUER "lunal://svc/iam"
+#define ATU_AUDIENCE "lunal"
 
 typedef struct atu_env {
     htu_env h;
@@ -31,6 +36,7 @@ typedef struct atu_env {
     luna_jws_signer *iam;
     uint16_t port;
     pid_t pid;
+    void *iam_stub; /* atu_iam_stub_start */
 } atu_env;
 
 /*
@@ -41,7 +47,29 @@ typedef struct atu_env {
  * starting with a comma.
  */
 void atu_setup(atu_env *e, const char *extra_audit_json);
+/*
+ * atu_setup with the key set's source chosen: jwks_source NULL = the
+ * default ",\"iam_jwks\":\"<jwks_path>\"", else the members to use
+ * instead (starting with a comma), e.g. from atu_iam_source().  The
+ * issuer and audience are always ATU_ISSUER and ATU_AUDIENCE.
+ */
+void atu_setup_src(atu_env *e, const char *extra_audit_json, const char *jwks_source);
+/* Writes e->jwks_path with the public keys of the signers given. */
+void atu_write_jwks(atu_env *e, luna_jws_signer *const *signers, size_t n);
+
+/*
+ * A stand-in for luna-iam's GET /v1/iam/jwks on loopback mTLS as
+ * "lunal://svc/iam" (certificate "iam"), in a thread of the test process:
+ * it answers with the current bytes of e->jwks_path.  Start it before
+ * atu_setup_src so its port is known; atu_teardown stops it.
+ */
+uint16_t atu_iam_stub_start(atu_env *e);
+/* GET /v1/iam/jwks requests served so far. */
+unsigned atu_iam_stub_hits(atu_env *e);
 void atu_teardown(atu_env *e);
+
+/* A free loopback port (bound then released). */
+uint16_t atu_free_port(void);
 
 /* Starts luna-audit; waits at most 10 s for it to listen. */
 void atu_start(atu_env *e);
@@ -60,8 +88,19 @@ int atu_fetch(atu_env *e, const char *name, const char *method, const char *path
 int atu_get_bearer(atu_env *e, const char *name, const char *path, const char *token,
                    htu_raw *out);
 
-/* An IAM token (caller frees) with tenant (may be NULL) and one role. */
-char *atu_token(atu_env *e, const char *tenant, const char *role);
+/*
+ * A token shaped exactly like luna-iam's (docs/iam.md "Tokens": iss, aud,
+ * sub, tenant, principal, kind, roles, auth "api_key", iat, nbf, exp, jti,
+ * api_key_id), signed with e->iam.  roles: comma-separated, "" = none.
+ * Caller frees.
+ */
+char *atu_token(atu_env *e, const char *tenant, const char *roles);
+/* The claims atu_token would sign (caller decrefs), to bend in tests. */
+json_t *atu_token_claims(const char *tenant, const char *roles);
+/* Signs claims with signer (caller frees). */
+char *atu_sign(luna_jws_signer *signer, const json_t *claims);
+/* The role list of an auditor with platform scope. */
+#define ATU_PLATFORM_AUDITOR "auditor,platform-admin"
 
 /* The body of a POST /v1/audit/entries for tenant with request id rid. */
 void atu_entry_json(char *out, size_t cap, const char *tenant, const char *rid);
@@ -69,4 +108,28 @@ void atu_entry_json(char *out, size_t cap, const char *tenant, const char *rid);
 /* True when the file contains needle (bytes, not only text). */
 bool atu_file_contains(const char *path, const void *needle, size_t n);
 
+#endif
+
+#ifndef LUNA_AUDIT_TEST_UTIL_VERIFY
+#define LUNA_AUDIT_TEST_UTIL_VERIFY
+#include "luna/merkle.h"
+/* A checkpoint a verifier keeps: the signed note and what it says. */
+typedef struct atu_checkpoint {
+    uint8_t note[LUNA_NOTE_MAX_LEN];
+    size_t len;
+    uint64_t size;
+    uint8_t root[LUNA_MERKLE_HASH_LEN];
+} atu_checkpoint;
+
+/* GET /v1/audit/checkpoint as kms, opened with the log's key (fails the test if not). */
+void atu_checkpoint_get(atu_env *e, atu_checkpoint *out);
+/*
+ * What `lunal audit verify` does: fetches a new checkpoint (signature,
+ * origin), proves it consistent with kept (when kept->size > 0), then
+ * exports every leaf as a platform auditor, checks each is canonical and
+ * recomputes the root.  LUNA_OK, or the first failure: LUNA_ERR_VERIFY
+ * (proof, root or leaf mismatch), LUNA_ERR_CONFLICT (the log shrank).
+ * On LUNA_OK *now receives the new checkpoint.
+ */
+luna_err atu_verify_log(atu_env *e, const atu_checkpoint *kept, atu_checkpoint *now);
 #endif

@@ -6,11 +6,13 @@
 #include "hsm_test_token.h"
 
 #include <ftw.h>
+#include <pwd.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "luna_test.h"
@@ -24,6 +26,59 @@ int hsm_run(char *const argv[])
     while (waitpid(pid, &st, 0) < 0) {
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * The HSM user's ids, creating it (system user, no home, no shell) if it
+ * does not exist; test cases running in parallel may race to create it,
+ * so a failed useradd is retried and re-checked.
+ */
+static void hsm_user_ids(uid_t *uid, gid_t *gid)
+{
+    int tries;
+    for (tries = 0; tries < 20; tries++) {
+        struct passwd *pw = getpwnam(HSM_TEST_USER);
+        if (pw != NULL) {
+            assert_true(pw->pw_uid != 0 && pw->pw_gid != 0);
+            *uid = pw->pw_uid;
+            *gid = pw->pw_gid;
+            return;
+        }
+        char *argv[] = {(char *)"useradd", (char *)"--system", (char *)"--user-group",
+                        (char *)"--no-create-home", (char *)"--home-dir", (char *)"/nonexistent",
+                        (char *)"--shell", (char *)"/usr/sbin/nologin", (char *)HSM_TEST_USER,
+                        NULL};
+        if (hsm_run(argv) != 0) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            (void)nanosleep(&ts, NULL);
+        }
+    }
+    fail_msg("cannot create user %s", HSM_TEST_USER);
+}
+
+static uid_t g_chown_uid;
+static gid_t g_chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return lchown(path, g_chown_uid, g_chown_gid);
+}
+
+void hsm_token_chown_to(const hsm_token *t, uid_t uid, gid_t gid)
+{
+    if (geteuid() != 0)
+        return;
+    g_chown_uid = uid;
+    g_chown_gid = gid;
+    assert_int_equal(0, nftw(t->dir, chown_one, 16, FTW_PHYS));
+}
+
+void hsm_token_chown(const hsm_token *t)
+{
+    hsm_token_chown_to(t, t->uid, t->gid);
 }
 
 void hsm_token_create(hsm_token *t, const char *pin)
@@ -48,6 +103,11 @@ void hsm_token_create(hsm_token *t, const char *pin)
     snprintf(t->pin_file, sizeof(t->pin_file), "%s/pin", t->dir);
     snprintf(conf, sizeof(conf), "%s/softhsm2.conf", t->dir);
     assert_int_equal(0, setenv("SOFTHSM2_CONF", conf, 1));
+    t->uid = geteuid();
+    t->gid = getegid();
+    if (geteuid() == 0)
+        hsm_user_ids(&t->uid, &t->gid);
+    hsm_token_chown(t);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -102,4 +162,5 @@ void hsm_token_pkcs11_keygen(const hsm_token *t, const char *label, const char *
         argv[n++] = (char *)flags[i];
     argv[n] = NULL;
     assert_int_equal(0, hsm_run(argv));
+    hsm_token_chown(t); /* pkcs11-tool ran as us: new object files are ours */
 }

@@ -4,11 +4,20 @@
  *
  * hsm_token_create makes a private temporary folder, runs
  * tests/support/softhsm_token.sh there and points SOFTHSM2_CONF at it (the
- * HSM process inherits the environment), so no test ever touches the
- * system's tokens or another test's.  Missing SoftHSM2 is a failure.
+ * client passes that one variable to the HSM process), so no test ever
+ * touches the system's tokens or another test's.  Missing SoftHSM2 is a
+ * failure.
+ *
+ * Run as root (CI), the client starts the HSM process as the unprivileged
+ * user "lunal-hsm" (hsm_client.h): hsm_token_create creates that system
+ * user if it is absent and gives it the folder (token, conf, PIN file).
+ * Anything a test does to the token as root must be followed by
+ * hsm_token_chown so the HSM user can still read every file.
  */
 #ifndef LUNA_HSM_TEST_TOKEN_H
 #define LUNA_HSM_TEST_TOKEN_H
+
+#include <sys/types.h>
 
 #include "hsm_client.h"
 
@@ -19,10 +28,18 @@ typedef struct hsm_token {
     char dir[64];
     char pin_file[128];
     char pin[64];
+    uid_t uid; /* owner of everything in dir: lunal-hsm under root, else us */
+    gid_t gid;
 } hsm_token;
+
+#define HSM_TEST_USER "lunal-hsm"
 
 /* Creates the token with this user PIN; aborts the test on failure. */
 void hsm_token_create(hsm_token *t, const char *pin);
+/* Gives dir and everything in it to t->uid:t->gid (a no-op unless root). */
+void hsm_token_chown(const hsm_token *t);
+/* Same, to an explicit owner (tests of other HSM uids). */
+void hsm_token_chown_to(const hsm_token *t, uid_t uid, gid_t gid);
 /* Removes the folder and everything in it. */
 void hsm_token_destroy(hsm_token *t);
 /* A client config for this token with short test timeouts and backoff. */

@@ -97,7 +97,61 @@ int iamh_bootstrap(iamh *h, const char *tenant, char *out, size_t cap)
     return run_capture(argv, log, out, cap);
 }
 
+int iamh_bootstrap_run(iamh *h, const char *tenant, const char *out_file, bool stdout_full)
+{
+    char log[HTU_PATH_MAX];
+    htu_path(&h->env, "bootstrap", ".log", log, sizeof(log));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(stdout_full ? "/dev/full" : "/dev/null", O_WRONLY);
+        if (fd >= 0)
+            dup2(fd, STDOUT_FILENO);
+        fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0)
+            dup2(fd, STDERR_FILENO);
+        if (out_file != NULL)
+            execl(LUNA_IAM_BIN, LUNA_IAM_BIN, "bootstrap", "--config", h->config, "--tenant",
+                  tenant, "--out", out_file, (char *)NULL);
+        else
+            execl(LUNA_IAM_BIN, LUNA_IAM_BIN, "bootstrap", "--config", h->config, "--tenant",
+                  tenant, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    long end = now_ms() + 30000;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        usleep(10000);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 void iamh_start(iamh *h, int token_ttl, int publish_delay)
+{
+    iamh_prepare(h, token_ttl, publish_delay);
+    char out[256];
+    if (iamh_bootstrap(h, "acme", out, sizeof(out)) != 0) {
+        char log[HTU_PATH_MAX], cmd[HTU_PATH_MAX + 16];
+        htu_path(&h->env, "bootstrap", ".log", log, sizeof(log));
+        snprintf(cmd, sizeof(cmd), "cat '%s' >&2", log);
+        if (system(cmd) != 0) /* best effort: show the log, then fail anyway */
+            fputs("(could not show the bootstrap log)\n", stderr);
+        fail_msg("luna-iam bootstrap failed");
+    }
+    char *nl = strchr(out, '\n');
+    assert_non_null(nl);
+    *nl = '\0';
+    assert_true(strlen(out) < sizeof(h->admin_key));
+    memcpy(h->admin_key, out, strlen(out) + 1);
+    iamh_serve(h);
+}
+
+void iamh_prepare(iamh *h, int token_ttl, int publish_delay)
 {
     memset(h, 0, sizeof(*h));
     htu_setup(&h->env);
@@ -124,21 +178,10 @@ void iamh_start(iamh *h, int token_ttl, int publish_delay)
             "\"admin\":[\"lunal://svc/gateway\"]}}}\n",
             free_port(), crt, key, h->env.ca_crt, h->db, mk, token_ttl, publish_delay);
     fclose(f);
-    char out[256];
-    if (iamh_bootstrap(h, "acme", out, sizeof(out)) != 0) {
-        char log[HTU_PATH_MAX], cmd[HTU_PATH_MAX + 16];
-        htu_path(&h->env, "bootstrap", ".log", log, sizeof(log));
-        snprintf(cmd, sizeof(cmd), "cat '%s' >&2", log);
-        if (system(cmd) != 0) /* best effort: show the log, then fail anyway */
-            fputs("(could not show the bootstrap log)\n", stderr);
-        fail_msg("luna-iam bootstrap failed");
-    }
-    char *nl = strchr(out, '\n');
-    assert_non_null(nl);
-    *nl = '\0';
-    assert_true(strlen(out) < sizeof(h->admin_key));
-    memcpy(h->admin_key, out, strlen(out) + 1);
+}
 
+void iamh_serve(iamh *h)
+{
     char log[HTU_PATH_MAX];
     htu_path(&h->env, "server", ".log", log, sizeof(log));
     int p[2];

@@ -1,15 +1,21 @@
 /*
  * test_hsm_client.c - the KMS HSM process (kms/src/hsm_*.c) against real
  * SoftHSM2: every case gets its own token.  Attributes are checked both by
- * the HSM process's refusal and independently with pkcs11-tool.
+ * the HSM process's refusal and independently with pkcs11-tool, and the
+ * token's own enforcement (the root's unwrap/wrap templates) is attacked
+ * directly over PKCS#11 the way a compromised KMS holding the PIN would.
  */
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <p11-kit/pkcs11.h>
 
 #include "hsm_client.h"
 #include "hsm_test_token.h"
@@ -18,6 +24,19 @@
 #define TEST_PIN "pin-Q7x9-never-logged"
 
 static hsm_token g_tok;
+
+/* A whole file as a NUL-terminated malloc'd string. */
+static char *read_text(const char *path)
+{
+    size_t len = 0;
+    uint8_t *raw = luna_test_read_file(path, &len);
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    memcpy(text, raw, len);
+    text[len] = '\0';
+    free(raw);
+    return text;
+}
 
 static int setup(void **state)
 {
@@ -47,19 +66,13 @@ static luna_hsm_client *start(void)
 static char *list_objects(void)
 {
     char out_path[160], cmd[512];
-    size_t len = 0;
-    char *text;
     snprintf(out_path, sizeof(out_path), "%s/objects.txt", g_tok.dir);
     snprintf(cmd, sizeof(cmd),
              "pkcs11-tool --module %s --token-label %s --login --pin %s --list-objects "
              "--type secrkey > %s 2>&1",
              HSM_TEST_MODULE, HSM_TEST_LABEL, g_tok.pin, out_path);
     assert_int_equal(0, system(cmd));
-    text = (char *)luna_test_read_file(out_path, &len);
-    text = realloc(text, len + 1);
-    assert_non_null(text);
-    text[len] = '\0';
-    return text;
+    return read_text(out_path);
 }
 
 /*
@@ -102,17 +115,11 @@ static void capture_begin(capture *cap)
 /* Restores fd 2 and returns what was written, NUL-terminated, malloc'd. */
 static char *capture_end(capture *cap)
 {
-    size_t len = 0;
-    char *text;
     fflush(stderr);
     assert_int_equal(STDERR_FILENO, dup2(cap->saved, STDERR_FILENO));
     close(cap->saved);
     close(cap->fd);
-    text = (char *)luna_test_read_file(cap->path, &len);
-    text = realloc(text, len + 1);
-    assert_non_null(text);
-    text[len] = '\0';
-    return text;
+    return read_text(cap->path);
 }
 
 /* Starting with the root pkcs11-tool made with flags is refused, naming attribute. */
@@ -120,7 +127,7 @@ static void expect_root_refused(const char *const *flags, luna_err want, const c
 {
     luna_hsm_config cfg = hsm_token_config(&g_tok);
     luna_hsm_client *c = NULL;
-    capture cap;
+    capture cap = {.saved = -1, .fd = -1};
     char *text;
 
     hsm_token_pkcs11_keygen(&g_tok, "luna-kms-root", flags);
@@ -361,7 +368,7 @@ static void test_pin_never_logged(void **state)
     luna_hsm_config cfg = hsm_token_config(&g_tok);
     luna_hsm_client *c = NULL;
     uint8_t kek[LUNA_HSM_WRAPPED_LEN];
-    capture cap;
+    capture cap = {.saved = -1, .fd = -1};
     char *text;
 
     capture_begin(&cap);
@@ -390,6 +397,343 @@ static void test_pin_never_logged(void **state)
     free(text);
 }
 
+/* ---- direct PKCS#11, as a process holding the PIN but not our code ---- */
+
+typedef struct p11 {
+    void *dl;
+    CK_FUNCTION_LIST *f;
+    CK_SESSION_HANDLE s;
+} p11;
+
+static void p11_open(p11 *p)
+{
+    CK_C_GetFunctionList gl;
+    CK_SLOT_ID slots[8];
+    CK_ULONG ns = 8;
+    void *sym;
+
+    p->dl = dlopen(HSM_TEST_MODULE, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(p->dl);
+    sym = dlsym(p->dl, "C_GetFunctionList");
+    assert_non_null(sym);
+    memcpy(&gl, &sym, sizeof(gl));
+    assert_int_equal(CKR_OK, gl(&p->f));
+    assert_int_equal(CKR_OK, p->f->C_Initialize(NULL));
+    assert_int_equal(CKR_OK, p->f->C_GetSlotList(CK_TRUE, slots, &ns));
+    assert_true(ns >= 1);
+    assert_int_equal(CKR_OK, p->f->C_OpenSession(slots[0], CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                                 NULL, NULL, &p->s));
+    assert_int_equal(CKR_OK, p->f->C_Login(p->s, CKU_USER, (CK_UTF8CHAR *)g_tok.pin,
+                                           (CK_ULONG)strlen(g_tok.pin)));
+}
+
+static void p11_close(p11 *p)
+{
+    (void)p->f->C_Logout(p->s);
+    (void)p->f->C_CloseSession(p->s);
+    (void)p->f->C_Finalize(NULL);
+    (void)dlclose(p->dl);
+    /* Anything this root process wrote must stay readable by the HSM user. */
+    hsm_token_chown(&g_tok);
+}
+
+static CK_OBJECT_HANDLE p11_find(p11 *p, const char *label)
+{
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                        {CKA_LABEL, (void *)(uintptr_t)label, (CK_ULONG)strlen(label)}};
+    CK_OBJECT_HANDLE h[2];
+    CK_ULONG n = 0;
+    assert_int_equal(CKR_OK, p->f->C_FindObjectsInit(p->s, t, 2));
+    assert_int_equal(CKR_OK, p->f->C_FindObjects(p->s, h, 2, &n));
+    assert_int_equal(CKR_OK, p->f->C_FindObjectsFinal(p->s));
+    assert_int_equal(1, n);
+    return h[0];
+}
+
+static void test_root_without_unwrap_template_refused(void **state)
+{
+    (void)state;
+    /*
+     * Exactly the root this code made before the H2 fix: every boolean
+     * right, but no CKA_UNWRAP_TEMPLATE / CKA_WRAP_TEMPLATE, so anyone with
+     * the PIN may unwrap a KEK as extractable.  It must be refused.
+     */
+    CK_BBOOL t = CK_TRUE, f = CK_FALSE;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_ULONG len = 32;
+    static const char label[] = "luna-kms-root";
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},     {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_VALUE_LEN, &len, sizeof(len)}, {CKA_TOKEN, &t, 1},
+        {CKA_PRIVATE, &t, 1},               {CKA_SENSITIVE, &t, 1},
+        {CKA_EXTRACTABLE, &f, 1},           {CKA_WRAP, &t, 1},
+        {CKA_UNWRAP, &t, 1},                {CKA_ENCRYPT, &f, 1},
+        {CKA_DECRYPT, &f, 1},               {CKA_SIGN, &f, 1},
+        {CKA_VERIFY, &f, 1},                {CKA_DERIVE, &f, 1},
+        {CKA_MODIFIABLE, &f, 1},            {CKA_LABEL, (void *)label, sizeof(label) - 1},
+    };
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_OBJECT_HANDLE root;
+    luna_hsm_config cfg = hsm_token_config(&g_tok);
+    luna_hsm_client *c = NULL;
+    capture cap = {.saved = -1, .fd = -1};
+    char *text;
+    p11 p;
+
+    p11_open(&p);
+    assert_int_equal(CKR_OK, p.f->C_GenerateKey(p.s, &gen, tmpl, sizeof(tmpl) / sizeof(tmpl[0]),
+                                                &root));
+    p11_close(&p);
+    capture_begin(&cap);
+    assert_luna_err(LUNA_ERR_CONFIG, luna_hsm_client_new(&cfg, &c));
+    text = capture_end(&cap);
+    assert_null(c);
+    assert_non_null(strstr(text, "\"key\":\"root\",\"attribute\":\"CKA_UNWRAP_TEMPLATE\""));
+    free(text);
+}
+
+static void test_token_forces_unwrap_template(void **state)
+{
+    (void)state;
+    luna_hsm_client *c = start();
+    uint8_t kek[LUNA_HSM_WRAPPED_LEN], key[LUNA_HSM_KEY_LEN], sealed[LUNA_HSM_SEALED_KEY_LEN];
+    CK_BBOOL t = CK_TRUE, f = CK_FALSE;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_MECHANISM kw = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+    CK_OBJECT_HANDLE root, k = CK_INVALID_HANDLE;
+    uint8_t value[32], out[64];
+    CK_ULONG out_len = sizeof(out);
+    p11 p;
+
+    assert_luna_ok(luna_hsm_client_gen_kek(c, kek));
+    assert_luna_ok(luna_hsm_client_gen_data_key(c, kek, NULL, 0, key, sealed));
+    luna_hsm_client_free(c);
+
+    p11_open(&p);
+    root = p11_find(&p, "luna-kms-root");
+    /* The review's attack, verbatim: its own non-sensitive, extractable template. */
+    {
+        CK_ATTRIBUTE at[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                             {CKA_TOKEN, &f, 1},            {CKA_SENSITIVE, &f, 1},
+                             {CKA_EXTRACTABLE, &t, 1}};
+        assert_int_equal(CKR_TEMPLATE_INCONSISTENT,
+                         p.f->C_UnwrapKey(p.s, &kw, root, kek, sizeof(kek), at, 5, &k));
+    }
+    /* Saying nothing about sensitivity does not get a default either. */
+    {
+        CK_ATTRIBUTE at[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                             {CKA_TOKEN, &f, 1}, {CKA_EXTRACTABLE, &t, 1}};
+        assert_int_equal(CKR_TEMPLATE_INCONSISTENT,
+                         p.f->C_UnwrapKey(p.s, &kw, root, kek, sizeof(kek), at, 4, &k));
+    }
+    /* Sensitive but wrap-capable (to re-wrap it under an attacker key): refused. */
+    {
+        CK_ATTRIBUTE at[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                             {CKA_TOKEN, &f, 1},            {CKA_PRIVATE, &t, 1},
+                             {CKA_SENSITIVE, &t, 1},        {CKA_EXTRACTABLE, &t, 1},
+                             {CKA_ENCRYPT, &t, 1},          {CKA_DECRYPT, &t, 1},
+                             {CKA_WRAP, &f, 1},             {CKA_UNWRAP, &f, 1},
+                             {CKA_SIGN, &f, 1},             {CKA_VERIFY, &f, 1},
+                             {CKA_DERIVE, &f, 1}};
+        assert_int_equal(CKR_TEMPLATE_INCONSISTENT,
+                         p.f->C_UnwrapKey(p.s, &kw, root, kek, sizeof(kek), at, 13, &k));
+    }
+    /*
+     * Control: the one template the root allows unwraps, and the key's
+     * value still cannot be read.  (Using it to decrypt in the token stays
+     * possible for whoever holds the PIN: that is what the uid separation
+     * below is for.)
+     */
+    {
+        CK_ATTRIBUTE at[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                             {CKA_TOKEN, &f, 1},            {CKA_PRIVATE, &t, 1},
+                             {CKA_SENSITIVE, &t, 1},        {CKA_EXTRACTABLE, &f, 1},
+                             {CKA_ENCRYPT, &t, 1},          {CKA_DECRYPT, &t, 1},
+                             {CKA_WRAP, &f, 1},             {CKA_UNWRAP, &f, 1},
+                             {CKA_SIGN, &f, 1},             {CKA_VERIFY, &f, 1},
+                             {CKA_DERIVE, &f, 1}};
+        CK_ATTRIBUTE va = {CKA_VALUE, value, sizeof(value)};
+        assert_int_equal(CKR_OK, p.f->C_UnwrapKey(p.s, &kw, root, kek, sizeof(kek), at, 13, &k));
+        assert_int_equal(CKR_ATTRIBUTE_SENSITIVE, p.f->C_GetAttributeValue(p.s, k, &va, 1));
+        out_len = sizeof(out);
+        assert_int_not_equal(CKR_OK, p.f->C_WrapKey(p.s, &kw, root, k, out, &out_len));
+        (void)p.f->C_DestroyObject(p.s, k);
+    }
+    /* The wrap template: a key imported with a known value is not wrapped into a "KEK". */
+    {
+        uint8_t known[32];
+        CK_ATTRIBUTE it[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                             {CKA_TOKEN, &f, 1},            {CKA_SENSITIVE, &t, 1},
+                             {CKA_EXTRACTABLE, &t, 1},      {CKA_ENCRYPT, &f, 1},
+                             {CKA_DECRYPT, &f, 1},          {CKA_WRAP, &f, 1},
+                             {CKA_UNWRAP, &f, 1},           {CKA_SIGN, &f, 1},
+                             {CKA_VERIFY, &f, 1},           {CKA_DERIVE, &f, 1},
+                             {CKA_VALUE, known, sizeof(known)}};
+        memset(known, 0x41, sizeof(known));
+        assert_int_equal(CKR_OK, p.f->C_CreateObject(p.s, it, 13, &k));
+        out_len = sizeof(out);
+        assert_int_equal(CKR_KEY_NOT_WRAPPABLE, p.f->C_WrapKey(p.s, &kw, root, k, out, &out_len));
+        (void)p.f->C_DestroyObject(p.s, k);
+    }
+    p11_close(&p);
+    luna_wipe(key, sizeof(key));
+}
+
+/* /proc/<pid>/<what> of a live process, NUL bytes kept; *len set. */
+static char *proc_file(pid_t pid, const char *what, size_t *len)
+{
+    char path[64];
+    size_t n = 0;
+    uint8_t *raw;
+    char *text;
+    snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, what);
+    raw = luna_test_read_file(path, &n);
+    text = malloc(n + 1);
+    assert_non_null(text);
+    memcpy(text, raw, n);
+    text[n] = '\0';
+    free(raw);
+    *len = n;
+    return text;
+}
+
+static void test_child_environment_minimal(void **state)
+{
+    (void)state;
+    static const char *const bad_keep[] = {"SOFTHSM2_CONF", "LD_PRELOAD", NULL};
+    static const char *const keep_two[] = {"SOFTHSM2_CONF", "LUNA_TEST_KEEP_ME", NULL};
+    luna_hsm_config cfg = hsm_token_config(&g_tok);
+    luna_hsm_client *c = NULL;
+    char want[256];
+    size_t len = 0, wlen;
+    char *env;
+
+    /* What the KMS's environment holds must not reach the HSM process. */
+    assert_int_equal(0, setenv("LUNA_TEST_CANARY", "kms-only-canary", 1));
+    assert_int_equal(0, setenv("LUNA_TEST_KEEP_ME", "kept", 1));
+    c = start();
+    env = proc_file(luna_hsm_client_pid(c), "environ", &len);
+    wlen = (size_t)snprintf(want, sizeof(want), "SOFTHSM2_CONF=%s", getenv("SOFTHSM2_CONF"));
+    assert_int_equal(wlen + 1, len); /* that one variable and nothing else */
+    assert_memory_equal(want, env, wlen + 1);
+    free(env);
+    luna_hsm_client_free(c);
+
+    /* An explicit list is exactly what passes. */
+    cfg.env_keep = keep_two;
+    assert_luna_ok(luna_hsm_client_new(&cfg, &c));
+    env = proc_file(luna_hsm_client_pid(c), "environ", &len);
+    assert_int_equal(wlen + 1 + strlen("LUNA_TEST_KEEP_ME=kept") + 1, len);
+    assert_memory_equal(want, env, wlen + 1);
+    assert_string_equal("LUNA_TEST_KEEP_ME=kept", env + wlen + 1);
+    assert_null(memmem(env, len, "canary", 6));
+    free(env);
+    luna_hsm_client_free(c);
+
+    /* The loader's variables are never passed, even when listed. */
+    cfg.env_keep = bad_keep;
+    assert_luna_err(LUNA_ERR_CONFIG, luna_hsm_client_new(&cfg, &c));
+    assert_null(c);
+    assert_int_equal(0, unsetenv("LUNA_TEST_CANARY"));
+    assert_int_equal(0, unsetenv("LUNA_TEST_KEEP_ME"));
+}
+
+/* The "Name:\t..." line of /proc/<pid>/status, from after the tab to the newline. */
+static char *status_line(pid_t pid, const char *name)
+{
+    size_t len = 0;
+    char *text = proc_file(pid, "status", &len), *at, *end, *line;
+    char needle[32];
+    snprintf(needle, sizeof(needle), "\n%s:\t", name);
+    at = strstr(text, needle);
+    assert_non_null(at);
+    at += strlen(needle);
+    end = strchr(at, '\n');
+    assert_non_null(end);
+    line = strndup(at, (size_t)(end - at));
+    free(text);
+    return line;
+}
+
+static void expect_ids(pid_t pid, uid_t uid, gid_t gid)
+{
+    char want[96], *got;
+    snprintf(want, sizeof(want), "%lu\t%lu\t%lu\t%lu", (unsigned long)uid, (unsigned long)uid,
+             (unsigned long)uid, (unsigned long)uid);
+    got = status_line(pid, "Uid");
+    assert_string_equal(want, got);
+    free(got);
+    snprintf(want, sizeof(want), "%lu\t%lu\t%lu\t%lu", (unsigned long)gid, (unsigned long)gid,
+             (unsigned long)gid, (unsigned long)gid);
+    got = status_line(pid, "Gid");
+    assert_string_equal(want, got);
+    free(got);
+}
+
+static void test_child_runs_as_hsm_uid(void **state)
+{
+    (void)state;
+    luna_hsm_config cfg = hsm_token_config(&g_tok);
+    luna_hsm_client *c = NULL;
+    capture cap = {.saved = -1, .fd = -1};
+    char *text, *groups;
+
+    if (geteuid() != 0) {
+        /* Not root: no switch is possible; the limitation is said out loud. */
+        capture_begin(&cap);
+        c = start();
+        text = capture_end(&cap);
+        expect_ids(luna_hsm_client_pid(c), geteuid(), getegid());
+        assert_non_null(strstr(text, "no uid separation"));
+        free(text);
+        luna_hsm_client_free(c);
+        cfg.hsm_user = "65534";
+        assert_luna_err(LUNA_ERR_CONFIG, luna_hsm_client_new(&cfg, &c));
+        return;
+    }
+    /* Supplementary groups of the (root) KMS, none of which may be inherited. */
+    {
+        gid_t g[2] = {0, 4};
+        assert_int_equal(0, setgroups(2, g));
+    }
+    /* Default user: lunal-hsm, its primary group, no supplementary groups. */
+    c = start();
+    expect_ids(luna_hsm_client_pid(c), g_tok.uid, g_tok.gid);
+    groups = status_line(luna_hsm_client_pid(c), "Groups");
+    assert_int_equal(strlen(groups), strspn(groups, " ")); /* the kernel writes "\t \n" */
+    free(groups);
+    groups = status_line(getpid(), "Groups");
+    assert_string_equal("0 4 ", groups); /* the control: the line does list groups */
+    free(groups);
+    assert_luna_ok(luna_hsm_client_ping(c));
+    luna_hsm_client_free(c);
+
+    /* A numeric uid without a passwd entry: gid = uid. */
+    hsm_token_chown_to(&g_tok, 64123, 64123);
+    cfg.hsm_user = "64123";
+    assert_luna_ok(luna_hsm_client_new(&cfg, &c));
+    expect_ids(luna_hsm_client_pid(c), 64123, 64123);
+    luna_hsm_client_free(c);
+
+    /* The PIN file must belong to the HSM uid: root's is refused. */
+    assert_int_equal(0, chown(g_tok.pin_file, 0, 0));
+    assert_luna_err(LUNA_ERR_PERMISSION, luna_hsm_client_new(&cfg, &c));
+    hsm_token_chown(&g_tok);
+
+    /* Never root, never an unknown user. */
+    cfg.hsm_user = "root";
+    assert_luna_err(LUNA_ERR_CONFIG, luna_hsm_client_new(&cfg, &c));
+    cfg.hsm_user = "0";
+    assert_luna_err(LUNA_ERR_CONFIG, luna_hsm_client_new(&cfg, &c));
+    cfg.hsm_user = "no-such-user-lunal";
+    assert_luna_err(LUNA_ERR_CONFIG, luna_hsm_client_new(&cfg, &c));
+    assert_null(c);
+    assert_int_equal(0, setgroups(0, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +747,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registry_mac, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_pin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pin_never_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_root_without_unwrap_template_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_token_forces_unwrap_template, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_child_environment_minimal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_child_runs_as_hsm_uid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,4 +144,22 @@ luna_err luna_ecdsa_verify_digest(luna_ec_curve curve, const uint8_t *pub, size_
 luna_err luna_ecdsa_p1363_to_der(luna_ec_curve curve, const uint8_t *sig, size_t sig_len,
                                  uint8_t *out, size_t out_cap, size_t *out_len) LUNA_MUST_CHECK;
 
+/* ---- RSA signature verification (TPM attestation keys) ----
+ * spki is a DER SubjectPublicKeyInfo holding an RSA key of 2048..4096
+ * bits (anything else: LUNA_ERR_FORMAT; a shorter modulus is refused, not
+ * just distrusted).  PKCS1 is RSASSA-PKCS1-v1_5; PSS uses MGF1 with the
+ * same hash and accepts any salt length (TPM 2.0 quotes use the longest
+ * the key allows).  h is SHA-256, SHA-384 or SHA-512.  LUNA_ERR_VERIFY for
+ * a bad signature, including one of the wrong length.
+ * Implemented in crypto_rsa.c. */
+typedef enum luna_rsa_padding {
+    LUNA_RSA_PKCS1 = 1,
+    LUNA_RSA_PSS = 2,
+} luna_rsa_padding;
+#define LUNA_RSA_MIN_BITS 2048
+#define LUNA_RSA_MAX_BITS 4096
+luna_err luna_rsa_verify(const uint8_t *spki, size_t spki_len, luna_rsa_padding pad, luna_hash h,
+                         const uint8_t *msg, size_t msg_len, const uint8_t *sig,
+                         size_t sig_len) LUNA_MUST_CHECK;
+
 #endif

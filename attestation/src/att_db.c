@@ -1,0 +1,376 @@
+/*
+ * att_db.c - the attestation service's storage: the history of every
+ * result (append-only), the state of every admitted TEE, and admission
+ * nonces (single use).  SQLite or PostgreSQL through luna/store.h.
+ *
+ * Must never: update or delete a history row, move a TEE out of
+ * "revoked", or accept a nonce twice (the take is one conditional UPDATE).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luna/bytes.h"
+
+#include "att.h"
+
+#define ATT_SCHEMA_V1(ID, BLOB)                                                                    \
+    "CREATE TABLE att_history ("                                                                   \
+    " seq " ID ","                                                                                 \
+    " att_id TEXT NOT NULL UNIQUE,"                                                                \
+    " tee_id TEXT NOT NULL,"                                                                       \
+    " deployment_id TEXT NOT NULL,"                                                                \
+    " kind TEXT NOT NULL,"                                                                         \
+    " created_at BIGINT NOT NULL,"                                                                 \
+    " status TEXT NOT NULL,"                                                                       \
+    " reason TEXT NOT NULL,"                                                                       \
+    " evidence " BLOB ","                                                                          \
+    " report TEXT,"                                                                                \
+    " body TEXT NOT NULL);"                                                                        \
+    "CREATE INDEX att_history_tee ON att_history (tee_id, seq);"                                   \
+    "CREATE INDEX att_history_dep ON att_history (deployment_id, seq);"                            \
+    "CREATE TABLE att_tees ("                                                                      \
+    " tee_id TEXT PRIMARY KEY,"                                                                    \
+    " deployment_id TEXT NOT NULL,"                                                                \
+    " address TEXT NOT NULL,"                                                                      \
+    " state INTEGER NOT NULL,"                                                                     \
+    " measurement " BLOB " NOT NULL,"                                                              \
+    " admitted_at BIGINT NOT NULL,"                                                                \
+    " last_ok BIGINT NOT NULL,"                                                                    \
+    " updated_at BIGINT NOT NULL,"                                                                 \
+    " state_reason TEXT NOT NULL);"                                                                \
+    "CREATE TABLE att_nonces ("                                                                    \
+    " nonce " BLOB " PRIMARY KEY,"                                                                 \
+    " tee_id TEXT NOT NULL,"                                                                       \
+    " expires_at BIGINT NOT NULL,"                                                                 \
+    " used INTEGER NOT NULL);"
+
+static const luna_store_migration migrations[] = {
+    {1, ATT_SCHEMA_V1("INTEGER PRIMARY KEY", "BLOB"),
+     ATT_SCHEMA_V1("BIGSERIAL PRIMARY KEY", "BYTEA")},
+};
+
+const char *att_tee_state_name(att_tee_state s)
+{
+    switch (s) {
+    case ATT_TEE_ACTIVE: return "active";
+    case ATT_TEE_QUARANTINED: return "quarantined";
+    case ATT_TEE_REVOKED: return "revoked";
+    }
+    return "unknown";
+}
+
+luna_err att_db_open(const char *url, luna_store **out)
+{
+    luna_store *db = NULL;
+    luna_err err;
+    LUNA_GUARD(luna_store_open(url, NULL, &db));
+    err = luna_store_migrate(db, migrations, sizeof migrations / sizeof migrations[0], NULL);
+    if (err != LUNA_OK) {
+        luna_store_close(db);
+        return err;
+    }
+    *out = db;
+    return LUNA_OK;
+}
+
+luna_err att_db_put_record(luna_store *db, const att_record *r)
+{
+    luna_store_param p[10] = {
+        luna_store_p_text(r->att_id),
+        luna_store_p_text(r->tee_id),
+        luna_store_p_text(r->deployment_id),
+        luna_store_p_text(r->kind),
+        luna_store_p_int64(r->created_at),
+        luna_store_p_text(r->status),
+        luna_store_p_text(r->reason),
+        r->evidence != NULL ? luna_store_p_blob(r->evidence, r->evidence_len) : luna_store_p_null(),
+        r->report != NULL ? luna_store_p_text(r->report) : luna_store_p_null(),
+        luna_store_p_text(r->body),
+    };
+    return luna_store_exec(db,
+                           "INSERT INTO att_history (att_id, tee_id, deployment_id, kind, "
+                           "created_at, status, reason, evidence, report, body) VALUES "
+                           "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                           p, 10, NULL);
+}
+
+static luna_err row_to_json(const luna_store_rows *rows, json_t *items, int64_t *seq)
+{
+    const char *body;
+    size_t body_len;
+    const uint8_t *ev;
+    size_t ev_len;
+    const char *report;
+    json_error_t jerr;
+    json_t *obj;
+    luna_err err;
+
+    LUNA_GUARD(luna_store_col_int64(rows, 0, seq));
+    LUNA_GUARD(luna_store_col_text(rows, 1, &body, &body_len));
+    /* Our own row, written by att_db_put_record from a tree we built. */
+    obj = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (obj == NULL || !json_is_object(obj)) {
+        json_decref(obj);
+        return LUNA_ERR_STORAGE;
+    }
+    err = luna_store_col_blob(rows, 2, &ev, &ev_len);
+    if (err == LUNA_OK && ev_len > 0) {
+        char *b64 = malloc(LUNA_B64URL_ENC_LEN(ev_len));
+        if (b64 == NULL || luna_b64url_encode(ev, ev_len, b64, LUNA_B64URL_ENC_LEN(ev_len)) !=
+                               LUNA_OK) {
+            free(b64);
+            json_decref(obj);
+            return LUNA_ERR_NOMEM;
+        }
+        json_object_set_new(obj, "evidence", json_string(b64));
+        free(b64);
+    } else if (err != LUNA_OK && err != LUNA_ERR_NOT_FOUND) {
+        json_decref(obj);
+        return err;
+    }
+    err = luna_store_col_text(rows, 3, &report, NULL);
+    if (err == LUNA_OK)
+        json_object_set_new(obj, "report", json_string(report));
+    else if (err != LUNA_ERR_NOT_FOUND) {
+        json_decref(obj);
+        return err;
+    }
+    if (json_array_append_new(items, obj) != 0)
+        return LUNA_ERR_NOMEM;
+    return LUNA_OK;
+}
+
+luna_err att_db_history(luna_store *db, const char *column, const char *value, int64_t after,
+                        size_t limit, json_t *items, int64_t *next_cursor)
+{
+    const char *sql;
+    luna_store_rows *rows = NULL;
+    luna_err err;
+    size_t n = 0;
+    int64_t seq = 0;
+    bool has;
+
+    *next_cursor = 0;
+    if (limit == 0 || limit > ATT_HISTORY_PAGE_MAX)
+        return LUNA_ERR_INVALID_ARG;
+    /* Two fixed statements: a column name never comes from the caller. */
+    if (strcmp(column, "tee_id") == 0)
+        sql = "SELECT seq, body, evidence, report FROM att_history WHERE tee_id = ?1 AND "
+              "seq < ?2 ORDER BY seq DESC LIMIT ?3";
+    else if (strcmp(column, "deployment_id") == 0)
+        sql = "SELECT seq, body, evidence, report FROM att_history WHERE deployment_id = ?1 "
+              "AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
+    else
+        return LUNA_ERR_INVALID_ARG;
+    luna_store_param p[3] = {luna_store_p_text(value),
+                             luna_store_p_int64(after > 0 ? after : INT64_MAX),
+                             luna_store_p_int64((int64_t)limit + 1)};
+    LUNA_GUARD(luna_store_query(db, sql, p, 3, &rows));
+    for (;;) {
+        LUNA_TRY(luna_store_rows_next(rows, &has), out);
+        if (!has)
+            break;
+        if (n == limit) {
+            /* One more row exists: the page ends at the last one returned. */
+            *next_cursor = seq;
+            break;
+        }
+        LUNA_TRY(row_to_json(rows, items, &seq), out);
+        n++;
+    }
+    err = LUNA_OK;
+out:
+    luna_store_rows_free(rows);
+    return err;
+}
+
+luna_err att_db_get_tee(luna_store *db, const char *tee_id, att_tee *out)
+{
+    luna_store_rows *rows = NULL;
+    luna_err err;
+    bool has;
+    const char *s;
+    const uint8_t *m;
+    size_t len;
+    int64_t state;
+    luna_store_param p[1] = {luna_store_p_text(tee_id)};
+
+    memset(out, 0, sizeof *out);
+    LUNA_GUARD(luna_store_query(db,
+                                "SELECT tee_id, deployment_id, address, state, measurement, "
+                                "admitted_at, last_ok, updated_at, state_reason FROM att_tees "
+                                "WHERE tee_id = ?1",
+                                p, 1, &rows));
+    LUNA_TRY(luna_store_rows_next(rows, &has), out);
+    LUNA_TRY_ENSURE(has, LUNA_ERR_NOT_FOUND, out);
+    LUNA_TRY(luna_store_col_text(rows, 0, &s, &len), out);
+    LUNA_TRY_ENSURE(len < sizeof out->tee_id, LUNA_ERR_STORAGE, out);
+    memcpy(out->tee_id, s, len + 1);
+    LUNA_TRY(luna_store_col_text(rows, 1, &s, &len), out);
+    LUNA_TRY_ENSURE(len < sizeof out->deployment_id, LUNA_ERR_STORAGE, out);
+    memcpy(out->deployment_id, s, len + 1);
+    LUNA_TRY(luna_store_col_text(rows, 2, &s, &len), out);
+    LUNA_TRY_ENSURE(len < sizeof out->address, LUNA_ERR_STORAGE, out);
+    memcpy(out->address, s, len + 1);
+    LUNA_TRY(luna_store_col_int64(rows, 3, &state), out);
+    LUNA_TRY_ENSURE(state >= ATT_TEE_ACTIVE && state <= ATT_TEE_REVOKED, LUNA_ERR_STORAGE, out);
+    out->state = (att_tee_state)state;
+    LUNA_TRY(luna_store_col_blob(rows, 4, &m, &len), out);
+    LUNA_TRY_ENSURE(len <= sizeof out->measurement, LUNA_ERR_STORAGE, out);
+    memcpy(out->measurement, m, len);
+    out->measurement_len = len;
+    LUNA_TRY(luna_store_col_int64(rows, 5, &out->admitted_at), out);
+    LUNA_TRY(luna_store_col_int64(rows, 6, &out->last_ok), out);
+    LUNA_TRY(luna_store_col_int64(rows, 7, &out->updated_at), out);
+    LUNA_TRY(luna_store_col_text(rows, 8, &s, &len), out);
+    snprintf(out->state_reason, sizeof out->state_reason, "%s", s);
+    err = LUNA_OK;
+out:
+    luna_store_rows_free(rows);
+    return err;
+}
+
+luna_err att_db_put_tee(luna_store *db, const att_tee *t)
+{
+    /* A re-admission replaces the row unless the TEE was revoked (final). */
+    luna_store_param p[9] = {
+        luna_store_p_text(t->tee_id),         luna_store_p_text(t->deployment_id),
+        luna_store_p_text(t->address),        luna_store_p_int64(t->state),
+        luna_store_p_blob(t->measurement, t->measurement_len),
+        luna_store_p_int64(t->admitted_at),   luna_store_p_int64(t->last_ok),
+        luna_store_p_int64(t->updated_at),    luna_store_p_text(t->state_reason),
+    };
+    uint64_t changes = 0;
+    LUNA_GUARD(luna_store_exec(
+        db,
+        "INSERT INTO att_tees (tee_id, deployment_id, address, state, measurement, admitted_at, "
+        "last_ok, updated_at, state_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "ON CONFLICT (tee_id) DO UPDATE SET deployment_id = excluded.deployment_id, address = "
+        "excluded.address, state = excluded.state, measurement = excluded.measurement, "
+        "admitted_at = excluded.admitted_at, last_ok = excluded.last_ok, updated_at = "
+        "excluded.updated_at, state_reason = excluded.state_reason WHERE att_tees.state <> 3",
+        p, 9, &changes));
+    return changes == 1 ? LUNA_OK : LUNA_ERR_CONFLICT;
+}
+
+luna_err att_db_set_state(luna_store *db, const char *tee_id, att_tee_state from,
+                          att_tee_state to, const char *reason, int64_t now)
+{
+    uint64_t changes = 0;
+    luna_store_param p[5] = {luna_store_p_int64(to), luna_store_p_text(reason),
+                             luna_store_p_int64(now), luna_store_p_text(tee_id),
+                             luna_store_p_int64(from)};
+    if (from == ATT_TEE_REVOKED)
+        return LUNA_ERR_CONFLICT; /* revoked is final */
+    LUNA_GUARD(luna_store_exec(db,
+                               "UPDATE att_tees SET state = ?1, state_reason = ?2, updated_at = "
+                               "?3 WHERE tee_id = ?4 AND state = ?5",
+                               p, 5, &changes));
+    return changes == 1 ? LUNA_OK : LUNA_ERR_CONFLICT;
+}
+
+luna_err att_db_touch_ok(luna_store *db, const char *tee_id, int64_t now)
+{
+    luna_store_param p[2] = {luna_store_p_int64(now), luna_store_p_text(tee_id)};
+    return luna_store_exec(db, "UPDATE att_tees SET last_ok = ?1 WHERE tee_id = ?2", p, 2, NULL);
+}
+
+luna_err att_db_list_tees(luna_store *db, att_tee_state state, char (*ids)[ATT_TEE_ID_MAX + 1],
+                          size_t cap, size_t *n)
+{
+    luna_store_rows *rows = NULL;
+    luna_err err;
+    bool has;
+    luna_store_param p[1] = {luna_store_p_int64(state)};
+    *n = 0;
+    LUNA_GUARD(luna_store_query(db, "SELECT tee_id FROM att_tees WHERE state = ?1 ORDER BY tee_id",
+                                p, 1, &rows));
+    for (;;) {
+        const char *s;
+        size_t len;
+        LUNA_TRY(luna_store_rows_next(rows, &has), out);
+        if (!has || *n == cap)
+            break;
+        LUNA_TRY(luna_store_col_text(rows, 0, &s, &len), out);
+        if (len >= ATT_TEE_ID_MAX + 1)
+            continue;
+        memcpy(ids[*n], s, len + 1);
+        (*n)++;
+    }
+    err = LUNA_OK;
+out:
+    luna_store_rows_free(rows);
+    return err;
+}
+
+luna_err att_db_pick_tee(luna_store *db, const char *deployment_id,
+                         char tee_id[ATT_TEE_ID_MAX + 1])
+{
+    luna_store_rows *rows = NULL;
+    luna_err err;
+    bool has;
+    const char *s;
+    size_t len;
+    luna_store_param p[1] = {luna_store_p_text(deployment_id)};
+    LUNA_GUARD(luna_store_query(db,
+                                "SELECT tee_id FROM att_tees WHERE deployment_id = ?1 AND state "
+                                "= 1 ORDER BY last_ok DESC, tee_id LIMIT 1",
+                                p, 1, &rows));
+    LUNA_TRY(luna_store_rows_next(rows, &has), out);
+    LUNA_TRY_ENSURE(has, LUNA_ERR_NOT_FOUND, out);
+    LUNA_TRY(luna_store_col_text(rows, 0, &s, &len), out);
+    LUNA_TRY_ENSURE(len <= ATT_TEE_ID_MAX, LUNA_ERR_STORAGE, out);
+    memcpy(tee_id, s, len + 1);
+    err = LUNA_OK;
+out:
+    luna_store_rows_free(rows);
+    return err;
+}
+
+luna_err att_db_put_nonce(luna_store *db, const uint8_t nonce[ATT_NONCE_LEN], const char *tee_id,
+                          int64_t expires_at)
+{
+    luna_store_param p[3] = {luna_store_p_blob(nonce, ATT_NONCE_LEN), luna_store_p_text(tee_id),
+                             luna_store_p_int64(expires_at)};
+    /* Expired nonces are kept until here: a cheap sweep on each issue. */
+    luna_store_param q[1] = {luna_store_p_int64(expires_at - 10 * ATT_CHALLENGE_TTL)};
+    LUNA_GUARD(luna_store_exec(db, "DELETE FROM att_nonces WHERE expires_at < ?1", q, 1, NULL));
+    return luna_store_exec(db,
+                           "INSERT INTO att_nonces (nonce, tee_id, expires_at, used) VALUES "
+                           "(?1, ?2, ?3, 0)",
+                           p, 3, NULL);
+}
+
+luna_err att_db_take_nonce(luna_store *db, const uint8_t nonce[ATT_NONCE_LEN], const char *tee_id,
+                           int64_t now)
+{
+    uint64_t changes = 0;
+    luna_store_rows *rows = NULL;
+    luna_err err;
+    bool has;
+    int64_t expires_at = 0, used = 0;
+    luna_store_param p[2] = {luna_store_p_blob(nonce, ATT_NONCE_LEN), luna_store_p_text(tee_id)};
+
+    LUNA_GUARD(luna_store_exec(db,
+                               "UPDATE att_nonces SET used = 1 WHERE nonce = ?1 AND tee_id = ?2 "
+                               "AND used = 0",
+                               p, 2, &changes));
+    LUNA_GUARD(luna_store_query(db,
+                                "SELECT expires_at, used FROM att_nonces WHERE nonce = ?1 AND "
+                                "tee_id = ?2",
+                                p, 2, &rows));
+    LUNA_TRY(luna_store_rows_next(rows, &has), out);
+    LUNA_TRY_ENSURE(has, LUNA_ERR_NOT_FOUND, out);
+    LUNA_TRY(luna_store_col_int64(rows, 0, &expires_at), out);
+    LUNA_TRY(luna_store_col_int64(rows, 1, &used), out);
+    if (changes != 1)
+        err = LUNA_ERR_CONFLICT;
+    else if (now > expires_at)
+        err = LUNA_ERR_EXPIRED;
+    else
+        err = LUNA_OK;
+out:
+    luna_store_rows_free(rows);
+    return err;
+}

@@ -1,0 +1,387 @@
+/*
+ * kms_main.c - luna-kms: loads the config, opens the database (migrations),
+ * starts the HSM process (refusing to run when the root's attributes are
+ * wrong), loads IAM's and the attestation service's key sets, builds the
+ * KMS's own evidence verifier, and serves the API over mTLS with a
+ * rotation worker on a timer.
+ *
+ * Must never: start without its HSM root, audit sink or verifier; load a
+ * PKCS#11 module itself; log the PIN, a token or a key.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "kms.h"
+#include "kms_http.h"
+#include "kms_verify.h"
+#include "luna/config.h"
+#include "luna/http.h"
+#include "luna/log.h"
+#include "luna/secret.h"
+
+#define JWKS_MAX (64u * 1024u)
+
+static const luna_json_field str_item = {.name = "s", .type = LUNA_JSON_T_STRING, .min_len = 1,
+                                         .max_len = 160, .pattern = LUNA_JSON_PAT_PRINTABLE};
+#define PATH_FIELD(n, req)                                                                         \
+    {.name = (n), .type = LUNA_JSON_T_STRING, .flags = (req), .min_len = 1,                        \
+     .max_len = LUNA_CONFIG_PATH_MAX, .pattern = LUNA_JSON_PAT_TEXT}
+#define PRINT_FIELD(n)                                                                             \
+    {.name = (n), .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = 160,                        \
+     .pattern = LUNA_JSON_PAT_PRINTABLE}
+#define INT_FIELD(n, lo, hi) {.name = (n), .type = LUNA_JSON_T_INT, .min = (lo), .max = (hi)}
+#define LIST_FIELD(n)                                                                              \
+    {.name = (n), .type = LUNA_JSON_T_ARRAY, .min_len = 1, .max_len = KMS_MAX_CALLERS,            \
+     .items = &str_item}
+
+static const luna_json_field hsm_fields[] = {
+    PATH_FIELD("module", LUNA_JSON_REQUIRED),
+    {.name = "token", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = 32, .pattern = LUNA_JSON_PAT_PRINTABLE},
+    PATH_FIELD("pin_file", LUNA_JSON_REQUIRED),
+    PATH_FIELD("hsm_path", 0),
+    PRINT_FIELD("root_label"),
+    PRINT_FIELD("mac_label"),
+    INT_FIELD("request_timeout_ms", 100, 600000),
+    INT_FIELD("backoff_min_ms", 1, 600000),
+    INT_FIELD("backoff_max_ms", 1, 600000),
+    PRINT_FIELD("user"),
+};
+static const luna_json_schema hsm_schema = {hsm_fields, 10, NULL};
+
+static const luna_json_field audit_fields[] = {
+    PATH_FIELD("file", 0),
+    PRINT_FIELD("host"),
+    INT_FIELD("port", 1, 65535),
+    PRINT_FIELD("identity"),
+};
+static const luna_json_schema audit_schema = {audit_fields, 4, NULL};
+
+static const luna_json_field ref_fields[] = {
+    {.name = "deployment_id", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
+     .min_len = 1, .max_len = KMS_ID_MAX, .pattern = LUNA_JSON_PAT_IDENT},
+    PRINT_FIELD("evidence_type"),
+    {.name = "mr_enclave", .type = LUNA_JSON_T_HEX, .flags = LUNA_JSON_REQUIRED, .min_len = 32,
+     .max_len = 64},
+    {.name = "mr_signer", .type = LUNA_JSON_T_HEX, .min_len = 32, .max_len = 64},
+};
+static const luna_json_schema ref_schema = {ref_fields, 4, NULL};
+static const luna_json_field ref_item = {.name = "r", .type = LUNA_JSON_T_OBJECT,
+                                         .object = &ref_schema};
+static const luna_json_field col_fields[] = {
+    PRINT_FIELD("evidence_type"),
+    PATH_FIELD("file", LUNA_JSON_REQUIRED),
+};
+static const luna_json_schema col_schema = {col_fields, 2, NULL};
+static const luna_json_field col_item = {.name = "c", .type = LUNA_JSON_T_OBJECT,
+                                         .object = &col_schema};
+
+static const luna_json_field callers_fields[] = {
+    LIST_FIELD("otk"),
+    LIST_FIELD("registry"),
+    LIST_FIELD("keys"),
+    PRINT_FIELD("attestation"),
+};
+static const luna_json_schema callers_schema = {callers_fields, 4, NULL};
+
+static const luna_json_field kms_fields[] = {
+    {.name = "hsm", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
+     .object = &hsm_schema},
+    {.name = "audit", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
+     .object = &audit_schema},
+    PATH_FIELD("iam_jwks", LUNA_JSON_REQUIRED),
+    PATH_FIELD("attestation_jwks", LUNA_JSON_REQUIRED),
+    PRINT_FIELD("iam_issuer"),
+    PRINT_FIELD("iam_audience"),
+    PRINT_FIELD("attestation_issuer"),
+    PATH_FIELD("tee_ca", 0),
+    INT_FIELD("otk_ttl_sec", 1, 86400),
+    INT_FIELD("nonce_ttl_sec", 1, 3600),
+    INT_FIELD("report_max_age_sec", 1, 86400),
+    INT_FIELD("evidence_max_age_sec", 1, 86400),
+    INT_FIELD("min_tcb_level", 0, 0xffffffffLL),
+    INT_FIELD("rotation_tick_ms", 10, 3600000),
+    INT_FIELD("otk_key_rotation_sec", 0, 10LL * 366 * 86400),
+    INT_FIELD("destroy_retention_sec", 0, 10LL * 366 * 86400),
+    INT_FIELD("token_skew_sec", 0, LUNA_JWS_MAX_SKEW),
+    {.name = "references", .type = LUNA_JSON_T_ARRAY, .max_len = 64, .items = &ref_item},
+    {.name = "collateral", .type = LUNA_JSON_T_ARRAY, .max_len = 8, .items = &col_item},
+    {.name = "callers", .type = LUNA_JSON_T_OBJECT, .object = &callers_schema},
+};
+static const luna_json_schema kms_section = {kms_fields, 20, NULL};
+static const luna_json_field top_fields[] = {
+    {.name = "kms", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
+     .object = &kms_section},
+};
+static const luna_json_schema kms_schema = {top_fields, 1, &luna_config_common_schema};
+
+static const char *const file_keys[] = {"kms.iam_jwks", "kms.attestation_jwks", "kms.tee_ca",
+                                        "kms.hsm.pin_file", NULL};
+
+typedef struct kms_daemon {
+    luna_config *cfg;
+    kms_svc svc;
+    kms_http http;
+    struct event_base *base;
+    luna_http_server *server;
+    struct event *tick;
+    const char *iam_jwks;
+    const char *att_jwks;
+} kms_daemon;
+
+static int64_t cfg_int(const luna_config *cfg, const char *key, int64_t dflt)
+{
+    int64_t v;
+    return luna_json_get_int(luna_config_json(cfg), key, &v) == LUNA_OK ? v : dflt;
+}
+
+static const char *cfg_str(const luna_config *cfg, const char *key, const char *dflt)
+{
+    const char *v;
+    size_t n;
+    return luna_json_get_string(luna_config_json(cfg), key, &v, &n) == LUNA_OK ? v : dflt;
+}
+
+static luna_err check_cfg(const luna_config *cfg, void *arg, luna_config_error *err)
+{
+    (void)arg;
+    const char *file = cfg_str(cfg, "kms.audit.file", NULL);
+    const char *host = cfg_str(cfg, "kms.audit.host", NULL);
+    if ((file == NULL) == (host == NULL))
+        return luna_config_fail(err, "kms.audit", "give exactly one of file or host");
+    if (host != NULL && (cfg_int(cfg, "kms.audit.port", 0) == 0))
+        return luna_config_fail(err, "kms.audit.port", "required with host");
+    return LUNA_OK;
+}
+
+static luna_err load_keyset(const char *path, luna_jws_keyset **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return LUNA_ERR_IO;
+    char *buf = malloc(JWKS_MAX + 1);
+    if (buf == NULL) {
+        (void)fclose(f);
+        return LUNA_ERR_NOMEM;
+    }
+    size_t n = fread(buf, 1, JWKS_MAX + 1, f);
+    (void)fclose(f);
+    luna_err err = n > JWKS_MAX ? LUNA_ERR_TOO_LARGE : luna_jws_keyset_load(buf, n, out);
+    free(buf);
+    return err;
+}
+
+/* The rotation worker; also picks up rolled-over JWKS files and collateral. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kms_daemon *d = arg;
+    unsigned n = 0;
+    luna_err err = kms_rotation_tick(&d->svc, &n);
+    if (err != LUNA_OK)
+        LUNA_LOGF(LUNA_LOG_WARN, KMS_COMPONENT, "rotation pass incomplete",
+                  LUNA_LOG_ERR("error", err));
+    err = kms_verify_refresh(d->svc.ver, luna_config_json(d->cfg));
+    if (err != LUNA_OK)
+        LUNA_LOGF(LUNA_LOG_WARN, KMS_COMPONENT, "collateral refresh refused",
+                  LUNA_LOG_ERR("error", err));
+    luna_jws_keyset *ks = NULL;
+    if (load_keyset(d->iam_jwks, &ks) == LUNA_OK) {
+        luna_jws_keyset_free(d->svc.iam_keys);
+        d->svc.iam_keys = ks;
+    }
+    ks = NULL;
+    if (load_keyset(d->att_jwks, &ks) == LUNA_OK) {
+        luna_jws_keyset_free(d->svc.att_keys);
+        d->svc.att_keys = ks;
+    }
+}
+
+static void read_list(const luna_config *cfg, const char *key, const char *dflt,
+                      const char **out, size_t *n)
+{
+    const json_t *arr = NULL;
+    size_t cnt = 0;
+    *n = 0;
+    if (luna_json_get_array(luna_config_json(cfg), key, &arr, &cnt) == LUNA_OK) {
+        for (size_t i = 0; i < cnt && i < KMS_MAX_CALLERS; i++)
+            out[(*n)++] = json_string_value(json_array_get(arr, i));
+    } else {
+        out[(*n)++] = dflt;
+    }
+}
+
+static int fail(const char *what, luna_err err)
+{
+    LUNA_LOGF(LUNA_LOG_ERROR, KMS_COMPONENT, "refusing to start", LUNA_LOG_STR("step", what),
+              LUNA_LOG_ERR("error", err));
+    return err == LUNA_ERR_CONFIG ? 4 : 1;
+}
+
+static int run(kms_daemon *d, const char *config_path)
+{
+    static const luna_config_spec spec = {
+        .schema = &kms_schema,
+        .file_keys = file_keys,
+        .storage_required = true,
+        .env_prefix = "LUNA_KMS_",
+        .check = check_cfg,
+    };
+    luna_config_error ce;
+    luna_err err = luna_config_load(config_path, &spec, &d->cfg, &ce);
+    if (err != LUNA_OK) {
+        fprintf(stderr, "luna-kms: %s\n", ce.message);
+        return 2;
+    }
+    const luna_config *cfg = d->cfg;
+    const luna_config_common *cc = luna_config_common_get(cfg);
+    luna_log_set_level(cc->log_level);
+    kms_svc *s = &d->svc;
+    s->set.otk_ttl_sec = cfg_int(cfg, "kms.otk_ttl_sec", 300);
+    s->set.nonce_ttl_sec = cfg_int(cfg, "kms.nonce_ttl_sec", 60);
+    s->set.report_max_age_sec = cfg_int(cfg, "kms.report_max_age_sec", 600);
+    s->set.rotation_tick_ms = cfg_int(cfg, "kms.rotation_tick_ms", 60000);
+    s->set.otk_key_rotation_sec = cfg_int(cfg, "kms.otk_key_rotation_sec", 30 * 86400);
+    s->set.destroy_retention_sec = cfg_int(cfg, "kms.destroy_retention_sec", 7 * 86400);
+    s->set.token_skew_sec = cfg_int(cfg, "kms.token_skew_sec", LUNA_JWS_DEFAULT_SKEW);
+    s->set.iam_issuer = cfg_str(cfg, "kms.iam_issuer", "lunal://svc/iam");
+    s->set.iam_audience = cfg_str(cfg, "kms.iam_audience", "lunal");
+    s->set.attestation_issuer = cfg_str(cfg, "kms.attestation_issuer", "lunal://svc/attestation");
+
+    if ((err = luna_store_open(cc->storage_url, NULL, &s->db)) != LUNA_OK)
+        return fail("storage", err);
+    if ((err = kms_db_migrate(s->db)) != LUNA_OK)
+        return fail("migrations", err);
+
+    luna_hsm_config hc = {
+        .hsm_path = cfg_str(cfg, "kms.hsm.hsm_path", NULL),
+        .module_path = cfg_str(cfg, "kms.hsm.module", NULL),
+        .token_label = cfg_str(cfg, "kms.hsm.token", NULL),
+        .pin_file = cfg_str(cfg, "kms.hsm.pin_file", NULL),
+        .root_label = cfg_str(cfg, "kms.hsm.root_label", NULL),
+        .mac_label = cfg_str(cfg, "kms.hsm.mac_label", NULL),
+        .request_timeout_ms = (uint32_t)cfg_int(cfg, "kms.hsm.request_timeout_ms", 0),
+        .backoff_min_ms = (uint32_t)cfg_int(cfg, "kms.hsm.backoff_min_ms", 0),
+        .backoff_max_ms = (uint32_t)cfg_int(cfg, "kms.hsm.backoff_max_ms", 0),
+        .hsm_user = cfg_str(cfg, "kms.hsm.user", NULL),
+    };
+    if ((err = luna_hsm_client_new(&hc, &s->hsm)) != LUNA_OK)
+        return fail("hsm", err == LUNA_ERR_CONFIG ? LUNA_ERR_CONFIG : err);
+
+    d->iam_jwks = cfg_str(cfg, "kms.iam_jwks", NULL);
+    d->att_jwks = cfg_str(cfg, "kms.attestation_jwks", NULL);
+    if ((err = load_keyset(d->iam_jwks, &s->iam_keys)) != LUNA_OK)
+        return fail("kms.iam_jwks", err);
+    if ((err = load_keyset(d->att_jwks, &s->att_keys)) != LUNA_OK)
+        return fail("kms.attestation_jwks", err);
+
+    const char *why = NULL;
+    err = kms_verify_new(luna_config_json(cfg), cc->profile == LUNA_PROFILE_PRODUCTION,
+                         cc->evidence, cc->n_evidence, cc->trust_anchors, cc->n_trust_anchors,
+                         &s->ver, &why);
+    if (err != LUNA_OK)
+        return fail(why != NULL ? why : "verifier", err);
+
+    const char *afile = cfg_str(cfg, "kms.audit.file", NULL);
+    if (afile != NULL)
+        err = kms_audit_open_file(afile, &s->audit);
+    else
+        err = kms_audit_open_http(cfg_str(cfg, "kms.audit.host", NULL),
+                                  (uint16_t)cfg_int(cfg, "kms.audit.port", 0),
+                                  cfg_str(cfg, "kms.audit.identity", "lunal://svc/audit"),
+                                  cc->tls_ca, cc->tls_cert, cc->tls_key, &s->audit);
+    if (err != LUNA_OK)
+        return fail("audit", err);
+
+    d->http.svc = s;
+    read_list(cfg, "kms.callers.otk", "lunal://svc/gateway", d->http.callers.otk,
+              &d->http.callers.n_otk);
+    read_list(cfg, "kms.callers.registry", "lunal://svc/attestation", d->http.callers.registry,
+              &d->http.callers.n_registry);
+    if (json_object_get(json_object_get(luna_config_json(cfg), "kms"), "callers") == NULL ||
+        luna_json_get_array(luna_config_json(cfg), "kms.callers.registry", NULL, NULL) !=
+            LUNA_OK) {
+        d->http.callers.registry[d->http.callers.n_registry++] = "lunal://svc/gateway";
+        d->http.callers.registry[d->http.callers.n_registry++] = "lunal://svc/operator";
+    }
+    read_list(cfg, "kms.callers.keys", "lunal://svc/gateway", d->http.callers.keys,
+              &d->http.callers.n_keys);
+    d->http.callers.attestation = cfg_str(cfg, "kms.callers.attestation",
+                                          "lunal://svc/attestation");
+
+    d->base = event_base_new();
+    if (d->base == NULL)
+        return fail("event loop", LUNA_ERR_NOMEM);
+    luna_http_server_opts so = {
+        .component = KMS_COMPONENT,
+        .bind_addr = cc->listen_address,
+        .port = cc->listen_port,
+        .tls = {.ca_file = cc->tls_ca, .cert_file = cc->tls_cert, .key_file = cc->tls_key,
+                .tee_ca_file = cfg_str(cfg, "kms.tee_ca", NULL)},
+        .max_body = 256u * 1024u,
+        .handle_signals = true,
+    };
+    if ((err = luna_http_server_new(d->base, &so, &d->server)) != LUNA_OK)
+        return fail("http server", err);
+    if ((err = kms_http_register(&d->http, d->server)) != LUNA_OK)
+        return fail("routes", err);
+    d->tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
+    struct timeval tv = {(time_t)(s->set.rotation_tick_ms / 1000),
+                         (suseconds_t)((s->set.rotation_tick_ms % 1000) * 1000)};
+    if (d->tick == NULL || event_add(d->tick, &tv) != 0)
+        return fail("rotation worker", LUNA_ERR_NOMEM);
+    LUNA_LOGF(LUNA_LOG_INFO, KMS_COMPONENT, "serving",
+              LUNA_LOG_UINT("port", luna_http_server_port(d->server)),
+              LUNA_LOG_INT("hsm_pid", (int64_t)luna_hsm_client_pid(s->hsm)));
+    (void)event_base_dispatch(d->base);
+    luna_log(LUNA_LOG_INFO, KMS_COMPONENT, "stopped", NULL, 0);
+    return 0;
+}
+
+static void cleanup(kms_daemon *d)
+{
+    if (d->tick != NULL)
+        event_free(d->tick);
+    luna_http_server_free(d->server);
+    if (d->base != NULL)
+        event_base_free(d->base);
+    kms_audit_free(d->svc.audit);
+    kms_verify_free(d->svc.ver);
+    luna_jws_keyset_free(d->svc.iam_keys);
+    luna_jws_keyset_free(d->svc.att_keys);
+    luna_hsm_client_free(d->svc.hsm);
+    luna_store_close(d->svc.db);
+    luna_config_free(d->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+        else if (strcmp(argv[i], "serve") != 0) {
+            fprintf(stderr, "usage: luna-kms [serve] --config FILE\n");
+            return 2;
+        }
+    }
+    if (config == NULL) {
+        fprintf(stderr, "usage: luna-kms [serve] --config FILE\n");
+        return 2;
+    }
+    if (luna_process_harden() != LUNA_OK) {
+        fprintf(stderr, "luna-kms: cannot harden the process\n");
+        return 1;
+    }
+    (void)signal(SIGPIPE, SIG_IGN);
+    kms_daemon d;
+    memset(&d, 0, sizeof(d));
+    int rc = run(&d, config);
+    cleanup(&d);
+    return rc;
+}

@@ -1,0 +1,80 @@
+/*
+ * host.h - private seams of the SIMULATED TEE platform (luna-tee-host):
+ * its settings (host_config.c, the only file that includes luna/config.h)
+ * and its platform keys (host_platform.c, the only one that includes
+ * luna/evidence_sim.h; the two headers define clashing profile names).
+ * INSECURE BY DESIGN: development and tests only (docs/tee.md).
+ */
+#ifndef LUNA_TEE_HOST_H
+#define LUNA_TEE_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "luna/err.h"
+
+#define HOST_MAX_TEES 16
+#define HOST_PATH_MAX 4096
+#define HOST_ID_MAX 64
+#define HOST_TCB_MAX 8192
+
+typedef struct host_tee_settings {
+    char id[HOST_ID_MAX + 1];
+    char config[HOST_PATH_MAX + 1];   /* the runtime's measured config (JSON) */
+    char manifest[HOST_PATH_MAX + 1]; /* the signed deployment manifest */
+    char bundle[HOST_PATH_MAX + 1];   /* the job bundle */
+} host_tee_settings;
+
+typedef struct host_settings {
+    char listen_address[64];
+    uint16_t listen_port;
+    char tls_cert[HOST_PATH_MAX + 1], tls_key[HOST_PATH_MAX + 1], tls_ca[HOST_PATH_MAX + 1];
+    char platform_dir[HOST_PATH_MAX + 1];
+    char runtime[HOST_PATH_MAX + 1];
+    uint32_t tcb_level;
+    bool debug;
+    bool has_attestation;
+    char att_host[256];
+    uint16_t att_port;
+    host_tee_settings tees[HOST_MAX_TEES];
+    size_t n_tees;
+} host_settings;
+
+/* Loads the host's config (development profile only: sim is insecure). */
+luna_err host_settings_load(const char *path, host_settings *out, char *msg,
+                            size_t msg_cap) LUNA_MUST_CHECK;
+
+/* ---- platform (host_platform.c) ---- */
+typedef struct host_platform host_platform;
+
+/*
+ * Creates a new simulated vendor root in dir (vendor.crt, vendor.key 0600)
+ * and a TCB document tcb.bin; LUNA_ERR_CONFLICT when the root exists.
+ */
+luna_err host_platform_init_dir(const char *dir, uint32_t tcb_level) LUNA_MUST_CHECK;
+/*
+ * Loads the vendor root from dir and creates this run's platform key
+ * (Ed25519) and certificate, and a fresh TCB status document.
+ */
+luna_err host_platform_open(const char *dir, uint32_t tcb_level, host_platform **out) LUNA_MUST_CHECK;
+void host_platform_free(host_platform *p);
+/* The current signed TCB status document (re-signed when near its next update). */
+luna_err host_platform_tcb(host_platform *p, const uint8_t **doc, size_t *len) LUNA_MUST_CHECK;
+
+typedef struct host_evidence_in {
+    const uint8_t *measurement; /* 32 */
+    const uint8_t *signer;      /* 32 */
+    const uint8_t *x25519;      /* 32 */
+    const uint8_t *ed25519;     /* 32 */
+    const uint8_t *nonce;       /* 32 */
+    const uint8_t *memory_digest; /* 32 */
+    bool debug;
+} host_evidence_in;
+
+#define HOST_EVIDENCE_MAX 4096
+/* Signs sim evidence (out of HOST_EVIDENCE_MAX bytes). */
+luna_err host_platform_sign(host_platform *p, const host_evidence_in *in, uint8_t *out,
+                            size_t cap, size_t *out_len) LUNA_MUST_CHECK;
+
+#endif

@@ -1,0 +1,21 @@
+# e2e.attestation_flow: the real luna-attestation against stub peers
+# (tests/e2e/test_attestation_peers.c): admission, verification with every
+# section 6 field, each refusal reason, history, quarantine by
+# re-attestation, reinstatement, the watchdog.
+include(${CMAKE_CURRENT_SOURCE_DIR}/support/http_test.cmake)
+include(${CMAKE_CURRENT_SOURCE_DIR}/e2e/attestation_peers.cmake)
+if(TARGET luna-attestation)
+  luna_add_c_test(e2e attestation_flow
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/e2e/test_attestation_flow.c
+            ${CMAKE_CURRENT_SOURCE_DIR}/support/http_test_util.c
+    LIBS luna-attestation-core
+    TIMEOUT 240
+    EXTRA_LABELS attestation attack)
+  target_compile_definitions(test_e2e_attestation_flow PRIVATE
+    LUNA_CA_BIN="$<TARGET_FILE:luna-ca>"
+    LUNA_HTTP_TEST_SERVER="$<TARGET_FILE:luna-http-test-server>"
+    LUNA_ATT_BIN="$<TARGET_FILE:luna-attestation>"
+    LUNA_ATT_PEERS_BIN="$<TARGET_FILE:luna-att-test-peers>")
+  add_dependencies(test_e2e_attestation_flow luna-ca luna-http-test-server luna-attestation
+                   luna-att-test-peers)
+endif()
