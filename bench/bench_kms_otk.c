@@ -14,6 +14,7 @@
  *
  *   bench_kms_otk [otks (default 500)] [dir (default /tmp)]
  */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,20 @@ static void make_token(void)
     }
     snprintf(cmd, sizeof(cmd), "%s/softhsm2.conf", g_dir);
     setenv("SOFTHSM2_CONF", cmd, 1);
+    if (geteuid() != 0)
+        return;
+    /* As root, the HSM client runs the HSM process as lunal-hsm
+     * (docs/kms-hsm.md): that user must own the token, conf and PIN. */
+    if (getpwnam("lunal-hsm") == NULL &&
+        system("useradd --system --no-create-home --shell /usr/sbin/nologin lunal-hsm") != 0) {
+        fprintf(stderr, "bench_kms_otk: cannot create the lunal-hsm user\n");
+        exit(1);
+    }
+    snprintf(cmd, sizeof(cmd), "chown -R lunal-hsm: '%s'", g_dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "bench_kms_otk: cannot give the token to lunal-hsm\n");
+        exit(1);
+    }
 }
 
 typedef struct fixture {

@@ -391,6 +391,11 @@ static int cmd_up(dev_ctx *c)
         if (strcmp(comp->name, "attestation") == 0 &&
             save_jwks(c, comp, "/v1/attestation/jwks", &why) != LUNA_OK)
             goto fail;
+        if (strcmp(comp->name, "kms") == 0) {
+            step = "demo principals and TEE registration";
+            if (dev_bootstrap_demo(c, &why) != LUNA_OK)
+                goto fail;
+        }
     }
     step = "client config";
     if (dev_client_config_write(c, &why) != LUNA_OK)

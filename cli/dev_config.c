@@ -17,6 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,8 @@
 
 #define SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define HSM_TOKEN "lunal-dev"
+/* The uid a root KMS runs its HSM process as (docs/kms-hsm.md, H2). */
+#define HSM_USER "lunal-hsm"
 #define CERT_HOURS "720"
 #define SEED_LEN 32u
 #define SECRET_HEX_LEN 64u
@@ -137,6 +141,76 @@ static luna_err ensure_cert(const dev_ctx *c, const char *ca_tool, const char *n
     return run_tool(c, argv, NULL, NULL, 0, why);
 }
 
+/*
+ * A root KMS runs its HSM process as HSM_USER (docs/kms-hsm.md, "Privilege
+ * separation by uid"), which must own the PIN file and the token and
+ * reach them: the user is created when absent (system user, no shell),
+ * hsm/ is handed to it, and the state folder gets o+x (traverse only, no
+ * listing; everything in it stays 0700/0600).
+ */
+static uid_t g_hsm_uid;
+static gid_t g_hsm_gid;
+
+static int chown_hsm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return lchown(path, g_hsm_uid, g_hsm_gid);
+}
+
+static luna_err hsm_user_ids(const dev_ctx *c, uid_t *uid, gid_t *gid, dev_why *why)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        const struct passwd *pw = getpwnam(HSM_USER);
+        if (pw != NULL) {
+            if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+                dev_why_set(why, "user %s must not be root", HSM_USER);
+                return LUNA_ERR_CONFIG;
+            }
+            *uid = pw->pw_uid;
+            *gid = pw->pw_gid;
+            return LUNA_OK;
+        }
+        if (tries == 0) {
+            char *argv[] = {(char *)"/usr/sbin/useradd", (char *)"--system",
+                            (char *)"--user-group", (char *)"--no-create-home",
+                            (char *)"--home-dir", (char *)"/nonexistent", (char *)"--shell",
+                            (char *)"/usr/sbin/nologin", (char *)HSM_USER, NULL};
+            /* Another `up` may create it at the same moment: look again. */
+            (void)run_tool(c, argv, NULL, NULL, 0, why);
+        }
+    }
+    dev_why_set(why, "cannot create the HSM user %s (useradd; see logs/setup.log)", HSM_USER);
+    return LUNA_ERR_NOT_FOUND;
+}
+
+static luna_err hsm_hand_over(const dev_ctx *c, const char *hsm_dir, dev_why *why)
+{
+    if (geteuid() != 0)
+        return LUNA_OK; /* the HSM process shares our uid */
+    LUNA_GUARD(hsm_user_ids(c, &g_hsm_uid, &g_hsm_gid, why));
+    if (nftw(hsm_dir, chown_hsm_one, 8, FTW_PHYS) != 0 || chmod(c->dir, 0711) != 0) {
+        dev_why_set(why, "cannot hand %s to the HSM user %s: %s", hsm_dir, HSM_USER,
+                    strerror(errno));
+        return LUNA_ERR_IO;
+    }
+    /* Every folder above must let it through; we never widen one we did not make. */
+    char up[DEV_PATH_MAX];
+    (void)snprintf(up, sizeof up, "%s", c->dir);
+    for (char *slash = strrchr(up, '/'); slash != NULL && slash != up; slash = strrchr(up, '/')) {
+        *slash = '\0';
+        struct stat st;
+        if (stat(up, &st) != 0 || (st.st_mode & S_IXOTH) == 0) {
+            dev_why_set(why, "the HSM user %s cannot pass through %s (needs o+x); choose a "
+                             "state folder elsewhere (--dir) or chmod o+x it",
+                        HSM_USER, up);
+            return LUNA_ERR_PERMISSION;
+        }
+    }
+    return LUNA_OK;
+}
+
 /* The SoftHSM2 token behind the KMS's HSM process. */
 static luna_err ensure_hsm(const dev_ctx *c, dev_why *why)
 {
@@ -146,7 +220,7 @@ static luna_err ensure_hsm(const dev_ctx *c, dev_why *why)
     LUNA_GUARD(dev_path(c, "hsm/softhsm2.conf", conf, sizeof conf));
     LUNA_GUARD(dev_path(c, "hsm/pin", pin, sizeof pin));
     if (dev_exists(conf) && dev_exists(pin))
-        return LUNA_OK;
+        return hsm_hand_over(c, dir, why);
     LUNA_GUARD(dev_mkdir(tokens));
     char text[DEV_PATH_MAX + 128];
     int n = snprintf(text, sizeof text,
@@ -185,6 +259,8 @@ static luna_err ensure_hsm(const dev_ctx *c, dev_why *why)
     }
     if (err == LUNA_OK)
         err = dev_write_file(pin, user_pin, strlen(user_pin), 0600);
+    if (err == LUNA_OK)
+        err = hsm_hand_over(c, dir, why);
     luna_wipe(raw, sizeof raw);
     luna_wipe(user_pin, sizeof user_pin);
     luna_wipe(so_pin, sizeof so_pin);
@@ -377,10 +453,11 @@ static luna_err demo_deployment(const dev_ctx *c, dev_why *why)
     char pkhex[65], bh[80];
     LUNA_TRY(luna_hex_encode(pk, sizeof pk, pkhex, sizeof pkhex), out);
     (void)snprintf(bh, sizeof bh, "sha256:%s", json_string_value(json_object_get(m, "build_hash")));
-    json_t *dep = json_pack("{s:s,s:s,s:O,s:O,s:s,s:s,s:s,s:s}", "id", DEV_DEPLOYMENT, "version",
-                            "1", "mr_enclave", json_object_get(m, "mr_enclave"), "mr_signer",
-                            json_object_get(m, "mr_signer"), "build_hash", bh, "developer_id",
-                            DEV_DEVELOPER, "key_id", man.key_id, "developer_key", pkhex);
+    json_t *dep = json_pack("{s:s,s:s,s:O,s:O,s:s,s:s,s:s,s:s,s:s}", "id", DEV_DEPLOYMENT,
+                            "version", "1", "mr_enclave", json_object_get(m, "mr_enclave"),
+                            "mr_signer", json_object_get(m, "mr_signer"), "build_hash", bh,
+                            "developer_id", DEV_DEVELOPER, "developer_name",
+                            DEV_DEVELOPER_NAME, "key_id", man.key_id, "developer_key", pkhex);
     err = write_json(dep_path, dep);
 out:
     if (err != LUNA_OK && why->msg[0] == '\0')
@@ -454,16 +531,18 @@ static json_t *cfg_iam(const dev_ctx *c, json_t *doc)
 
 static json_t *cfg_audit(const dev_ctx *c, json_t *doc)
 {
-    char key[DEV_PATH_MAX], jwks[DEV_PATH_MAX];
+    char key[DEV_PATH_MAX];
     static const char *const writers[] = {"iam", "kms", "attestation", "gateway", "tee-host",
                                           NULL};
     static const char *const readers[] = {"gateway", "dev", NULL};
-    if (dev_path(c, "keys/audit.key", key, sizeof key) != LUNA_OK ||
-        dev_path(c, "jwks/iam.json", jwks, sizeof jwks) != LUNA_OK)
+    if (dev_path(c, "keys/audit.key", key, sizeof key) != LUNA_OK)
         return NULL;
-    json_t *sec = json_pack("{s:s,s:s,s:s,s:o,s:o}", "origin", "lunal.dev/audit", "key_file",
-                            key, "iam_jwks", jwks, "writers", svc_list(writers), "readers",
-                            svc_list(readers));
+    /* IAM's key set straight from IAM (refreshed, follows its rotation)
+       rather than the saved file; issuer and audience are IAM's defaults. */
+    json_t *sec = json_pack("{s:s,s:s,s:o,s:s,s:s,s:o,s:o}", "origin", "lunal.dev/audit",
+                            "key_file", key, "iam", endpoint(c, "iam"), "token_issuer",
+                            "lunal://svc/iam", "token_audience", "lunal", "writers",
+                            svc_list(writers), "readers", svc_list(readers));
     return sec != NULL && json_object_set_new(doc, "audit", sec) == 0 ? doc : NULL;
 }
 
@@ -565,9 +644,23 @@ static json_t *cfg_tee_host(const dev_ctx *c, json_t *doc)
 
 static json_t *cfg_gateway(const dev_ctx *c, json_t *doc)
 {
-    json_t *sec = json_pack("{s:o,s:o,s:o,s:o}", "iam", endpoint(c, "iam"), "kms",
+    char teeca[DEV_PATH_MAX];
+    if (dev_file(c, "tee-ca", "ca", ".crt", teeca, sizeof teeca) != LUNA_OK)
+        return NULL;
+    /* The TEEs it routes to (their certificates chain to the TEE CA). */
+    json_t *tees = json_array();
+    for (unsigned i = 0; tees != NULL && i < DEV_N_TEES; i++) {
+        char id[16];
+        (void)snprintf(id, sizeof id, "tee-%u", i + 1);
+        if (json_array_append_new(tees, json_pack("{s:s,s:s,s:i}", "id", id, "host", "127.0.0.1",
+                                                  "port", (json_int_t)dev_tee_port(c, i))) != 0) {
+            json_decref(tees);
+            return NULL;
+        }
+    }
+    json_t *sec = json_pack("{s:o,s:o,s:o,s:o,s:o,s:s}", "iam", endpoint(c, "iam"), "kms",
                             endpoint(c, "kms"), "attestation", endpoint(c, "attestation"),
-                            "audit", endpoint(c, "audit"));
+                            "audit", endpoint(c, "audit"), "tees", tees, "tee_ca", teeca);
     return sec != NULL && json_object_set_new(doc, "gateway", sec) == 0 ? doc : NULL;
 }
 

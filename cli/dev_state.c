@@ -110,7 +110,9 @@ luna_err dev_mkdir(const char *path)
             continue;
         char saved = buf[i];
         buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        /* Parents made here are search-only for others (like /home): a root
+           platform's HSM user must pass through them to reach hsm/. */
+        if (mkdir(buf, i == len ? 0700 : 0711) != 0 && errno != EEXIST)
             return errno == EACCES ? LUNA_ERR_PERMISSION : LUNA_ERR_IO;
         buf[i] = saved;
     }
@@ -119,8 +121,9 @@ luna_err dev_mkdir(const char *path)
         return LUNA_ERR_IO;
     if (!S_ISDIR(st.st_mode))
         return LUNA_ERR_CONFIG;
-    /* The state folder holds the CA key and every component's key. */
-    if (st.st_uid != geteuid() || (st.st_mode & 0077) != 0)
+    /* The state folder holds the CA key and every component's key.  Search
+       (x) alone is allowed: a root platform lets the HSM user reach hsm/. */
+    if (st.st_uid != geteuid() || (st.st_mode & 0066) != 0)
         return LUNA_ERR_PERMISSION;
     return LUNA_OK;
 }

@@ -21,6 +21,7 @@
 #define DEV_TENANT "demo"
 #define DEV_DEPLOYMENT "demo"
 #define DEV_DEVELOPER "dev_demo"
+#define DEV_DEVELOPER_NAME "Demo Developer"
 #define DEV_CLIENT "demo-client"
 #define DEV_IDENTITY "lunal://svc/dev"
 
@@ -92,6 +93,15 @@ luna_err dev_config_write(const dev_ctx *c, const dev_comp *comp, dev_why *why) 
 /* The client config of the demo tenant (client/client.json) once the
    tenant's API key and client key exist. */
 luna_err dev_client_config_write(const dev_ctx *c, dev_why *why) LUNA_MUST_CHECK;
+
+/*
+ * After IAM and the KMS are ready, before the TEE host starts: registers
+ * the demo developer and client application in IAM (writing
+ * client/client.key and client/api_key, 0600, once) and tee-1, tee-2 in
+ * the KMS registry for tenant and deployment demo, as the bootstrap
+ * administrator (client/admin_api_key).  What exists already is kept.
+ */
+luna_err dev_bootstrap_demo(const dev_ctx *c, dev_why *why) LUNA_MUST_CHECK;
 
 /* TLS options for the dev operator identity (DEV_IDENTITY) to reach comp. */
 typedef struct dev_tls_paths {

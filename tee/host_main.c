@@ -62,6 +62,7 @@ typedef struct host_tee {
     struct event *ev;
     uint8_t *config;
     size_t config_len;
+    uint8_t config_hash[32]; /* of the parsed config the runtime gets (measure.h) */
     uint8_t signer[32];
     bool loaded;
     uint64_t bundle_addr;
@@ -141,7 +142,7 @@ static luna_err measure_now(const host_tee *t, uint8_t mr[32])
         return LUNA_ERR_UNAVAILABLE;
     LUNA_GUARD(luna_tee_measure_exe(t->pid, exe));
     LUNA_GUARD(luna_tee_measure_mapping(t->pid, t->bundle_addr, bundle));
-    return luna_tee_mr_enclave(exe, bundle, t->config, t->config_len, mr);
+    return luna_tee_mr_enclave(exe, bundle, t->config_hash, mr);
 }
 
 static luna_err evidence_for(host_tee *t, const uint8_t nonce[32], const uint8_t x25519[32],
@@ -426,6 +427,7 @@ static luna_err start_tee(host_ctx *c, host_tee *t, const host_tee_settings *ts)
         return err;
     }
     LUNA_GUARD(luna_manifest_mr_signer(cfg.developer_pk, t->signer));
+    LUNA_GUARD(luna_tee_config_hash(&cfg, t->config_hash));
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return LUNA_ERR_IO;
     pid_t pid = fork();
@@ -619,7 +621,7 @@ static const char *arg_value(int argc, char **argv, const char *name)
 
 static int cmd_measure(const char *runtime, const char *bundle, const char *config)
 {
-    uint8_t exe[32], bun[32], mr[32], signer[32];
+    uint8_t exe[32], bun[32], mr[32], signer[32], ch[32];
     uint8_t *cfg = NULL;
     size_t cfg_len = 0;
     luna_tee_config tc;
@@ -632,7 +634,9 @@ static int cmd_measure(const char *runtime, const char *bundle, const char *conf
     if (err == LUNA_OK)
         err = luna_tee_config_parse(cfg, cfg_len, &tc, msg, sizeof(msg));
     if (err == LUNA_OK)
-        err = luna_tee_mr_enclave(exe, bun, cfg, cfg_len, mr);
+        err = luna_tee_config_hash(&tc, ch);
+    if (err == LUNA_OK)
+        err = luna_tee_mr_enclave(exe, bun, ch, mr);
     if (err == LUNA_OK)
         err = luna_manifest_mr_signer(tc.developer_pk, signer);
     free(cfg);

@@ -109,17 +109,50 @@ luna_err luna_tee_measure_mapping(pid_t pid, uint64_t addr, uint8_t out[32])
     return err;
 }
 
-luna_err luna_tee_mr_enclave(const uint8_t exe[32], const uint8_t bundle[32],
-                             const uint8_t *config, size_t config_len, uint8_t out[32])
+static void put_u64be(uint8_t *p, uint64_t v)
 {
-    if (exe == NULL || bundle == NULL || config == NULL || out == NULL)
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+luna_err luna_tee_config_hash(const luna_tee_config *config, uint8_t out[32])
+{
+    if (config == NULL || out == NULL)
+        return LUNA_ERR_INVALID_ARG;
+    size_t dl = strlen(config->deployment_id), vl = strlen(config->developer_id);
+    if (dl > LUNA_TEE_CONFIG_ID_MAX || vl > LUNA_TEE_CONFIG_ID_MAX || dl > 255 || vl > 255)
+        return LUNA_ERR_INVALID_ARG;
+    uint8_t msg[sizeof(LUNA_TEE_CONFIG_LABEL) - 1 + 2 * (1 + LUNA_TEE_CONFIG_ID_MAX) + 32 + 5 * 8];
+    size_t l = sizeof(LUNA_TEE_CONFIG_LABEL) - 1;
+    memcpy(msg, LUNA_TEE_CONFIG_LABEL, l);
+    msg[l++] = (uint8_t)dl;
+    memcpy(msg + l, config->deployment_id, dl);
+    l += dl;
+    msg[l++] = (uint8_t)vl;
+    memcpy(msg + l, config->developer_id, vl);
+    l += vl;
+    memcpy(msg + l, config->developer_pk, 32);
+    l += 32;
+    put_u64be(msg + l, config->limits.cpu_seconds);
+    put_u64be(msg + l + 8, config->limits.wall_ms);
+    put_u64be(msg + l + 16, config->limits.mem_bytes);
+    put_u64be(msg + l + 24, config->limits.result_max);
+    put_u64be(msg + l + 32, config->limits.scratch_bytes);
+    l += 40;
+    return luna_sha256(msg, l, out);
+}
+
+luna_err luna_tee_mr_enclave(const uint8_t exe[32], const uint8_t bundle[32],
+                             const uint8_t config_hash[32], uint8_t out[32])
+{
+    if (exe == NULL || bundle == NULL || config_hash == NULL || out == NULL)
         return LUNA_ERR_INVALID_ARG;
     uint8_t msg[sizeof(LUNA_TEE_MR_ENCLAVE_LABEL) - 1 + 3 * 32];
     size_t l = sizeof(LUNA_TEE_MR_ENCLAVE_LABEL) - 1;
     memcpy(msg, LUNA_TEE_MR_ENCLAVE_LABEL, l);
     memcpy(msg + l, exe, 32);
     memcpy(msg + l + 32, bundle, 32);
-    LUNA_GUARD(luna_sha256(config, config_len, msg + l + 64));
+    memcpy(msg + l + 64, config_hash, 32);
     return luna_sha256(msg, sizeof(msg), out);
 }
 

@@ -76,6 +76,7 @@ typedef struct att_deployment {
     uint8_t mr_signer[ATT_MEASUREMENT_LEN];
     char build_hash[ATT_BUILD_HASH_MAX + 1];
     char developer_id[ATT_DEV_ID_MAX + 1];
+    char developer_name[ATT_DEV_ID_MAX + 1]; /* display name, "" when not configured */
     char key_id[ATT_KEY_ID_MAX + 1];
 } att_deployment;
 
@@ -221,6 +222,13 @@ luna_err att_db_touch_ok(luna_store *db, const char *tee_id, int64_t now) LUNA_M
 /* Ids of every TEE in state (at most cap; *n the count). */
 luna_err att_db_list_tees(luna_store *db, att_tee_state state, char (*ids)[ATT_TEE_ID_MAX + 1],
                           size_t cap, size_t *n) LUNA_MUST_CHECK;
+/*
+ * The newest verified record of tee_id that carries a report, as its
+ * answer JSON with "evidence" (b64url) and "report" added, plus
+ * "created_at".  LUNA_ERR_NOT_FOUND when there is none.  *out is the
+ * caller's (json_decref).
+ */
+luna_err att_db_latest_report(luna_store *db, const char *tee_id, json_t **out) LUNA_MUST_CHECK;
 /* The active TEE of a deployment attested most recently. */
 luna_err att_db_pick_tee(luna_store *db, const char *deployment_id,
                          char tee_id[ATT_TEE_ID_MAX + 1]) LUNA_MUST_CHECK;
@@ -269,10 +277,11 @@ typedef struct att_registry_entry {
 /* GET /v1/kms/tees/{id}; LUNA_ERR_NOT_FOUND when unregistered. */
 luna_err att_kms_get_tee(const att_peers *p, const char *tee_id,
                          att_registry_entry *out) LUNA_MUST_CHECK;
-/* POST /v1/kms/tees/{id}/activate with the evidence (the KMS re-verifies). */
+/* POST /v1/kms/tees/{id}/activate with the evidence (the KMS re-verifies)
+   and the keys it binds, which the KMS records as the TEE's attested keys. */
 luna_err att_kms_activate(const att_peers *p, const char *tee_id, const char *evidence_type,
-                          const uint8_t *ev, size_t ev_len, const uint8_t nonce[ATT_NONCE_LEN],
-                          const char *report) LUNA_MUST_CHECK;
+                          const uint8_t *ev, size_t ev_len, const uint8_t tee_kx[ATT_KEY_LEN],
+                          const uint8_t tee_sign[ATT_KEY_LEN]) LUNA_MUST_CHECK;
 /* POST /v1/kms/tees/{id}/quarantine: status quarantined, every bound key revoked. */
 luna_err att_kms_quarantine(const att_peers *p, const char *tee_id, const char *reason,
                             const char *att_id) LUNA_MUST_CHECK;

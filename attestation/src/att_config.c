@@ -44,8 +44,11 @@ static const luna_json_field deployment_fields[] = {
      .min_len = 1, .max_len = ATT_DEV_ID_MAX, .pattern = LUNA_JSON_PAT_IDENT},
     {.name = "key_id", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
      .max_len = ATT_KEY_ID_MAX, .pattern = LUNA_JSON_PAT_PRINTABLE},
+    /* The developer's display name (IAM's), shown beside developer_id. */
+    {.name = "developer_name", .type = LUNA_JSON_T_STRING, .min_len = 1,
+     .max_len = ATT_DEV_ID_MAX, .pattern = LUNA_JSON_PAT_PRINTABLE},
 };
-static const luna_json_schema deployment_schema = {deployment_fields, 7, NULL};
+static const luna_json_schema deployment_schema = {deployment_fields, 8, NULL};
 static const luna_json_field deployment_item = {.name = "item", .type = LUNA_JSON_T_OBJECT,
                                                 .object = &deployment_schema};
 
@@ -152,6 +155,8 @@ static luna_err load_deployment(const json_t *item, att_deployment *d)
     LUNA_GUARD(copy_str(d->developer_id, sizeof d->developer_id, str));
     LUNA_GUARD(luna_json_get_string(item, "key_id", &str, NULL));
     LUNA_GUARD(copy_str(d->key_id, sizeof d->key_id, str));
+    if (luna_json_get_string(item, "developer_name", &str, NULL) == LUNA_OK)
+        LUNA_GUARD(copy_str(d->developer_name, sizeof d->developer_name, str));
     return LUNA_OK;
 }
 

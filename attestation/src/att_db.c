@@ -185,6 +185,37 @@ out:
     return err;
 }
 
+luna_err att_db_latest_report(luna_store *db, const char *tee_id, json_t **out)
+{
+    luna_store_rows *rows = NULL;
+    json_t *items = json_array();
+    int64_t seq = 0, created = 0;
+    bool has = false;
+    luna_err err;
+    luna_store_param p[1] = {luna_store_p_text(tee_id)};
+
+    *out = NULL;
+    LUNA_ENSURE(items != NULL, LUNA_ERR_NOMEM);
+    LUNA_TRY(luna_store_query(db,
+                              "SELECT seq, body, evidence, report, created_at FROM att_history "
+                              "WHERE tee_id = ?1 AND status = 'verified' AND report IS NOT NULL "
+                              "ORDER BY seq DESC LIMIT 1",
+                              p, 1, &rows),
+             out);
+    LUNA_TRY(luna_store_rows_next(rows, &has), out);
+    LUNA_TRY_ENSURE(has, LUNA_ERR_NOT_FOUND, out);
+    LUNA_TRY(row_to_json(rows, items, &seq), out);
+    LUNA_TRY(luna_store_col_int64(rows, 4, &created), out);
+    *out = json_incref(json_array_get(items, 0));
+    LUNA_TRY_ENSURE(*out != NULL, LUNA_ERR_STORAGE, out);
+    json_object_set_new(*out, "created_at", json_integer(created));
+    err = LUNA_OK;
+out:
+    luna_store_rows_free(rows);
+    json_decref(items);
+    return err;
+}
+
 luna_err att_db_get_tee(luna_store *db, const char *tee_id, att_tee *out)
 {
     luna_store_rows *rows = NULL;

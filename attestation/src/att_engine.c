@@ -178,6 +178,8 @@ static json_t *build_answer(att_service *svc, const att_result *r)
     }
     json_object_set_new(att, "measurements", meas);
     json_object_set_new(sig, "developer_id", json_string(d != NULL ? d->developer_id : ""));
+    if (d != NULL && d->developer_name[0] != '\0')
+        json_object_set_new(sig, "developer_name", json_string(d->developer_name));
     /* The developer's key is the one pinned for the deployment, and the
        evidence's mr_signer matched it under a verified platform signature. */
     json_object_set_new(sig, "signature_valid", json_boolean(ok));
@@ -426,8 +428,8 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
         return;
     }
     if (kind == ATT_KIND_REINSTATE) {
-        err = att_kms_activate(&svc->peers, r.tee_id, r.evidence_type, ev, ev_len, nonce,
-                               r.report);
+        err = att_kms_activate(&svc->peers, r.tee_id, r.evidence_type, ev, ev_len,
+                               r.ap.claims.tee_kx, r.ap.claims.tee_sign);
         if (err != LUNA_OK) {
             error_answer(ans, 503, "kms_refused", "the KMS did not re-activate the TEE");
             goto out;
@@ -566,7 +568,7 @@ void att_engine_admit(att_worker *w, const att_admit_input *in, const char *requ
         goto out;
     }
     err = att_kms_activate(&svc->peers, r.tee_id, r.evidence_type, in->evidence, in->evidence_len,
-                           expected, r.report);
+                           r.ap.claims.tee_kx, r.ap.claims.tee_sign);
     if (err != LUNA_OK) {
         error_answer(ans, err == LUNA_ERR_UNAVAILABLE ? 503 : 403, "kms_refused",
                      "the KMS did not activate the TEE");

@@ -146,8 +146,8 @@ static luna_err b64(const uint8_t *in, size_t n, json_t *obj, const char *key)
 }
 
 luna_err att_kms_activate(const att_peers *p, const char *tee_id, const char *evidence_type,
-                          const uint8_t *ev, size_t ev_len, const uint8_t nonce[ATT_NONCE_LEN],
-                          const char *report)
+                          const uint8_t *ev, size_t ev_len, const uint8_t tee_kx[ATT_KEY_LEN],
+                          const uint8_t tee_sign[ATT_KEY_LEN])
 {
     luna_http_client_opts o;
     char path[160];
@@ -159,9 +159,10 @@ luna_err att_kms_activate(const att_peers *p, const char *tee_id, const char *ev
     LUNA_TRY(tee_path(path, sizeof path, tee_id, "/activate"), out);
     json_object_set_new(body, "evidence_type", json_string(evidence_type));
     LUNA_TRY(b64(ev, ev_len, body, "evidence"), out);
-    LUNA_TRY(b64(nonce, ATT_NONCE_LEN, body, "nonce"), out);
-    if (report != NULL)
-        json_object_set_new(body, "report", json_string(report));
+    /* The KMS's body (docs/openapi-kms.yaml): the evidence it re-verifies and
+       the keys it must bind, which it then records as the attested keys. */
+    LUNA_TRY(b64(tee_kx, ATT_KEY_LEN, body, "tee_kx_pk"), out);
+    LUNA_TRY(b64(tee_sign, ATT_KEY_LEN, body, "tee_sign_pk"), out);
     client_opts(p, &p->s->kms, NULL, 0, ATT_KMS_IDENTITY, &o);
     LUNA_TRY(fetch_json(&o, "POST", path, body, &status, &ans), out);
     err = status_err(status);
@@ -177,7 +178,10 @@ luna_err att_kms_quarantine(const att_peers *p, const char *tee_id, const char *
     luna_http_client_opts o;
     char path[160];
     int status = 0;
-    json_t *body = json_pack("{s:s, s:s}", "reason", reason, "attestation_id", att_id);
+    /* The KMS takes {"reason"} only (docs/openapi-kms.yaml); the attestation
+       id that decided is in this service's own audit entry and alert. */
+    (void)att_id;
+    json_t *body = json_pack("{s:s}", "reason", reason);
     json_t *ans = NULL;
     luna_err err;
 

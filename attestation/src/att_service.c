@@ -523,6 +523,48 @@ static luna_err operator_token(att_service *svc, luna_http_request *req, char *s
     return allowed ? LUNA_OK : LUNA_ERR_PERMISSION;
 }
 
+/*
+ * GET /v1/attestation/tees/{id}/report: what a client needs to verify the
+ * TEE itself (docs/protocol.md, TEE selection): the newest signed report
+ * of an active TEE with the evidence it was made from.  An expired report
+ * is still answered; the caller judges freshness from expires_at.
+ */
+static void reply_current_report(att_service *svc, luna_http_request *req, const char *id)
+{
+    att_tee t;
+    json_t *rec = NULL, *ans = NULL;
+    luna_err err = att_db_get_tee(svc->db, id, &t);
+    if (err == LUNA_OK && t.state != ATT_TEE_ACTIVE) {
+        luna_http_reply_error(req, 409, "tee_not_active", "the TEE is not active");
+        return;
+    }
+    if (err == LUNA_OK)
+        err = att_db_latest_report(svc->db, id, &rec);
+    if (err != LUNA_OK) {
+        luna_http_reply_error(req, err == LUNA_ERR_NOT_FOUND ? 404 : 503,
+                              err == LUNA_ERR_NOT_FOUND ? "unknown_tee" : "storage_unavailable",
+                              "no current report for this TEE");
+        return;
+    }
+    const json_t *a = json_object_get(rec, "attestation");
+    const json_t *keys = json_object_get(a, "tee_keys");
+    ans = json_pack("{s:s,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "tee_id", id, "deployment_id",
+                    json_object_get(a, "deployment_id"), "evidence_type",
+                    json_object_get(a, "evidence_type"), "report", json_object_get(rec, "report"),
+                    "evidence", json_object_get(rec, "evidence"), "tee_kx_pk",
+                    json_object_get(keys, "tee_kx_pk"), "tee_sign_pk",
+                    json_object_get(keys, "tee_sign_pk"), "issued_at",
+                    json_object_get(rec, "created_at"), "expires_at",
+                    json_object_get(rec, "report_expires_at"));
+    json_decref(rec);
+    if (ans == NULL) {
+        luna_http_reply_error(req, 500, "internal", "the stored record is incomplete");
+        return;
+    }
+    luna_http_reply_json(req, 200, ans);
+    json_decref(ans);
+}
+
 static void handle_tees(luna_http_request *req, void *arg)
 {
     att_service *svc = arg;
@@ -562,6 +604,11 @@ static void handle_tees(luna_http_request *req, void *arg)
                         "updated_at", (json_int_t)t.updated_at);
         luna_http_reply_json(req, ans != NULL ? 200 : 500, ans);
         json_decref(ans);
+        return;
+    }
+    if (slash != NULL && strcmp(slash, "/report") == 0 &&
+        strcmp(luna_http_request_method(req), "GET") == 0) {
+        reply_current_report(svc, req, id);
         return;
     }
     if (slash != NULL && strcmp(slash, "/reinstate") == 0 &&

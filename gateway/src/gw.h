@@ -30,6 +30,7 @@ struct event_base;
 #define GW_MAX_TEES 64u
 #define GW_HOST_MAX 255u
 #define GW_UPSTREAM_JSON_MAX (1024u * 1024u) /* a JSON answer from a component */
+#define GW_MANIFEST_MAX (64u * 1024u)       /* a TEE's signed manifest (JWS text) */
 
 /* ====================================================================== */
 /* gw_parse.c - the parsers of untrusted header text (fuzzed)             */

@@ -47,6 +47,9 @@ typedef struct gw_tee {
     bool healthy;
     bool probing;
     double last_used;
+    /* The developer-signed manifest the TEE serves (GET /v1/tee/info): public,
+       relayed to the client, which verifies it under its pinned key. */
+    char *manifest;
 } gw_tee;
 
 typedef struct gw_assign {
@@ -722,6 +725,8 @@ static void on_report(const luna_http_response *r, void *arg)
     json_t *j = r->status == 200 ? upstream_json(r) : NULL;
     const char *report = jstr(j, "report"), *evidence = jstr(j, "evidence");
     const char *etype = jstr(j, "evidence_type"), *manifest = jstr(j, "manifest");
+    if (manifest == NULL)
+        manifest = t->manifest; /* the attestation service does not hold manifests */
     const char *kx = jstr(j, "tee_kx_pk"), *sign = jstr(j, "tee_sign_pk");
     const char *tee_id = jstr(j, "tee_id"), *dep = jstr(j, "deployment_id");
     json_t *iat = json_object_get(j, "issued_at"), *exp = json_object_get(j, "expires_at");
@@ -831,8 +836,12 @@ static void select_next(gw_ctx *c)
             c->deployment[0] = '\0';
         char path[32 + GW_ID_MAX];
         (void)snprintf(path, sizeof(path), "/v1/kms/tees/%s", c->g->tees[i].conf.id);
-        luna_err err = luna_http_client_request(c->g->kms, "GET", path, NULL, NULL, 0,
-                                                luna_http_request_id(c->req), on_registry, c);
+        /* The client's own token: the KMS shows it only TEEs serving its tenant. */
+        const luna_http_header auth = {"Authorization",
+                                       luna_http_request_header(c->req, "Authorization")};
+        luna_err err = luna_http_client_request_with(c->g->kms, "GET", path, NULL, NULL, 0,
+                                                     luna_http_request_id(c->req), &auth, 1,
+                                                     on_registry, c);
         if (err != LUNA_OK)
             ctx_fail_transport(c, err);
         return;
@@ -922,9 +931,9 @@ static void otk_send(gw_ctx *c)
         ctx_free(c);
         return;
     }
-    /* Identity from the verified token only. */
-    json_t *b = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "tenant_id", c->who.tenant, "principal_id",
-                          c->who.principal, "tee_id", tee, "job", jstr(c->body, "job"),
+    /* Tenant and principal travel only inside the client's token, which the
+       KMS verifies itself (docs/openapi-kms.yaml); the gateway adds nothing. */
+    json_t *b = json_pack("{s:s,s:s,s:s,s:s}", "tee_id", tee, "job", jstr(c->body, "job"),
                           "request_id", jstr(c->body, "request_id"), "client_pk",
                           jstr(c->body, "client_pk"));
     char *text = b != NULL ? json_dumps(b, JSON_COMPACT) : NULL;
@@ -933,8 +942,11 @@ static void otk_send(gw_ctx *c)
         ctx_fail(c, 500, "internal_error", "internal error");
         return;
     }
-    luna_err err = luna_http_client_request(c->g->kms, "POST", "/v1/kms/otk", GW_ERR_JSON, text,
-                                            strlen(text), luna_http_request_id(c->req), on_otk, c);
+    const luna_http_header auth = {"Authorization",
+                                   luna_http_request_header(c->req, "Authorization")};
+    luna_err err = luna_http_client_request_with(c->g->kms, "POST", "/v1/kms/otk", GW_ERR_JSON,
+                                                 text, strlen(text), luna_http_request_id(c->req),
+                                                 &auth, 1, on_otk, c);
     free(text);
     if (err != LUNA_OK)
         ctx_fail_transport(c, err);
@@ -998,10 +1010,10 @@ static void on_run_audit(luna_err err, uint64_t index, void *arg)
         return;
     }
     gw_tee *t = &c->g->tees[c->tee];
-    char path[64 + GW_ID_MAX];
-    (void)snprintf(path, sizeof(path), "/v1/tee/run?otk_id=%s", c->otk_id);
-    luna_err e2 = luna_http_client_request(t->client, "POST", path, GW_OCTETS, c->env, c->env_len,
-                                           luna_http_request_id(c->req), on_run, c);
+    const luna_http_header otk = {"X-Lunal-Otk-Id", c->otk_id};
+    luna_err e2 = luna_http_client_request_with(t->client, "POST", "/v1/tee/run", GW_OCTETS,
+                                                c->env, c->env_len, luna_http_request_id(c->req),
+                                                &otk, 1, on_run, c);
     if (e2 != LUNA_OK) {
         tee_mark(t, false, luna_errname(e2));
         reply_retry(c->req, 503, "tee_unavailable", "the TEE is unavailable; select another",
@@ -1339,6 +1351,19 @@ static void on_probe(const luna_http_response *r, void *arg)
     if (g->closing)
         return;
     bool ok = r->err == LUNA_OK && r->status == 200;
+    if (ok) {
+        json_t *j = upstream_json(r);
+        const char *m = jstr(j, "manifest");
+        if (m != NULL && strlen(m) <= GW_MANIFEST_MAX &&
+            (t->manifest == NULL || strcmp(t->manifest, m) != 0)) {
+            char *copy = strdup(m);
+            if (copy != NULL) {
+                free(t->manifest);
+                t->manifest = copy;
+            }
+        }
+        json_decref(j);
+    }
     tee_mark(t, ok, ok ? "probe_ok" : r->err != LUNA_OK ? luna_errname(r->err) : "probe_status");
 }
 
@@ -1477,8 +1502,10 @@ void gw_service_free(gw_service *g)
     luna_http_client_free(g->iam);
     luna_http_client_free(g->kms);
     luna_http_client_free(g->att);
-    for (size_t i = 0; i < GW_MAX_TEES; i++)
+    for (size_t i = 0; i < GW_MAX_TEES; i++) {
         luna_http_client_free(g->tees[i].client);
+        free(g->tees[i].manifest);
+    }
     luna_jws_keyset_free(g->keys);
     gw_rl_free(&g->rl_auth);
     gw_rl_free(&g->rl_tenant);

@@ -73,6 +73,12 @@ static void kms_tee(luna_http_request *req, void *arg)
     stub *s = arg;
     char id[80];
     path_id(luna_http_request_path(req), "/v1/kms/tees/", id, sizeof(id));
+    /* The real KMS wants a token here (the gateway relays the client's). */
+    const char *auth = luna_http_request_header(req, "Authorization");
+    if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0) {
+        luna_http_reply_error(req, 401, "missing_token", "a Bearer token from IAM is required");
+        return;
+    }
     json_t *t = state_tee(s, id);
     if (t == NULL) {
         luna_http_reply_error(req, 404, "not_found", "no such TEE");
@@ -98,12 +104,17 @@ static void kms_otk(luna_http_request *req, void *arg)
     }
     json_t *in = json_loadb((const char *)b, n, 0, &je);
     const char *rid = json_string_value(json_object_get(in, "request_id"));
-    const char *tenant = json_string_value(json_object_get(in, "tenant_id"));
-    if (rid == NULL || tenant == NULL) {
+    const char *auth = luna_http_request_header(req, "Authorization");
+    /* The real KMS's schema: exactly these four fields, and the client's
+       token (tenant and principal come from it, never from the gateway). */
+    if (rid == NULL || json_object_size(in) != 4 || json_object_get(in, "tee_id") == NULL ||
+        json_object_get(in, "job") == NULL || json_object_get(in, "client_pk") == NULL ||
+        auth == NULL || strncmp(auth, "Bearer ", 7) != 0) {
         json_decref(in);
         luna_http_reply_error(req, 400, "bad_request", "missing fields");
         return;
     }
+    const char *tenant = "from-token";
     char id[128];
     snprintf(id, sizeof(id), "otk-%s", rid);
     json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "otk_id", id, "sealed_otk", "c2VhbGVk",
@@ -254,10 +265,10 @@ static void tee_run(luna_http_request *req, void *arg)
     const uint8_t *b;
     size_t n;
     luna_envelope_header h;
-    const char *q = luna_http_request_query(req);
+    const char *otk = luna_http_request_header(req, "X-Lunal-Otk-Id");
     if (luna_http_request_body(req, &b, &n) != LUNA_OK ||
         luna_envelope_parse_header(b, n, &h) != LUNA_OK || strcmp(h.tee_id, s->tee_id) != 0 ||
-        q == NULL || strncmp(q, "otk_id=", 7) != 0) {
+        otk == NULL || otk[0] == '\0' || luna_http_request_query(req) != NULL) {
         luna_http_reply_error(req, 400, "bad_envelope", "bad envelope");
         return;
     }

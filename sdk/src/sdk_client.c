@@ -128,8 +128,76 @@ static luna_err parse_key32(const char *s, uint8_t out[SDK_KEY_LEN])
 }
 
 /*
- * Client key file: exactly 32 raw bytes, or a PEM PKCS#8 X25519 private
- * key.  Anything else is refused; the file must be private.
+ * IAM's client key file (docs/iam.md, "Client application"): the JSON
+ * object IAM returns once as key_file.  Strict schema; it must name this
+ * client's tenant and its public_key must be the private key's.
+ */
+static const char *const key_file_types[] = {"lunal-client-key", NULL};
+static const luna_json_field key_file_fields[] = {
+    {.name = "type", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = 32, .one_of = key_file_types},
+    {.name = "version", .type = LUNA_JSON_T_INT, .flags = LUNA_JSON_REQUIRED, .min = 1, .max = 1},
+    {.name = "tenant_id", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = LUNAL_ID_MAX, .pattern = LUNA_JSON_PAT_IDENT},
+    {.name = "principal_id", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
+     .min_len = 1, .max_len = LUNAL_ID_MAX, .pattern = LUNA_JSON_PAT_IDENT},
+    {.name = "key_id", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = 64, .pattern = LUNA_JSON_PAT_IDENT},
+    {.name = "public_key", .type = LUNA_JSON_T_B64URL, .flags = LUNA_JSON_REQUIRED,
+     .min_len = SDK_KEY_LEN, .max_len = SDK_KEY_LEN},
+    {.name = "private_key", .type = LUNA_JSON_T_B64URL, .flags = LUNA_JSON_REQUIRED,
+     .min_len = SDK_KEY_LEN, .max_len = SDK_KEY_LEN},
+};
+static const luna_json_schema key_file_schema = {
+    key_file_fields, sizeof key_file_fields / sizeof key_file_fields[0], NULL};
+
+static luna_err parse_iam_key_file(const luna_client *c, const uint8_t *buf, size_t len,
+                                   uint8_t raw[SDK_KEY_LEN], const char *path, char *why)
+{
+    luna_json_limits lim = {.max_bytes = 4096, .max_depth = 2, .max_string = 256};
+    luna_json_error je;
+    json_t *doc = NULL;
+    uint8_t pk[SDK_KEY_LEN], derived[SDK_KEY_LEN];
+    size_t n = 0;
+    const char *tenant = NULL;
+    size_t tlen = 0;
+    luna_err err = luna_json_parse((const char *)buf, len, &key_file_schema, &lim, &doc, &je);
+    if (err != LUNA_OK) {
+        sdk_why(why, "%s: not a lunal-client-key file (%s)", path, je.message);
+        return LUNA_ERR_CONFIG;
+    }
+    err = LUNA_ERR_CONFIG;
+    if (luna_json_get_string(doc, "tenant_id", &tenant, &tlen) != LUNA_OK ||
+        strcmp(tenant, c->tenant) != 0) {
+        sdk_why(why, "%s is a client key of another tenant", path);
+        goto out;
+    }
+    if (luna_json_get_b64url(doc, "private_key", raw, SDK_KEY_LEN, &n) != LUNA_OK ||
+        n != SDK_KEY_LEN || luna_json_get_b64url(doc, "public_key", pk, SDK_KEY_LEN, &n) != LUNA_OK ||
+        n != SDK_KEY_LEN || luna_x25519_public(raw, derived) != LUNA_OK ||
+        !luna_ct_equal(pk, derived, SDK_KEY_LEN)) {
+        sdk_why(why, "%s: the private key does not match its public key", path);
+        goto out;
+    }
+    err = LUNA_OK;
+out:
+    /* jansson holds the decoded document's copy of the private key. */
+    {
+        json_t *v = json_object_get(doc, "private_key");
+        const char *s = json_string_value(v);
+        if (s != NULL)
+            luna_wipe((void *)(uintptr_t)s, strlen(s));
+    }
+    json_decref(doc);
+    if (err != LUNA_OK)
+        luna_wipe(raw, SDK_KEY_LEN);
+    return err;
+}
+
+/*
+ * Client key file: exactly 32 raw bytes, IAM's lunal-client-key JSON, or a
+ * PEM PKCS#8 X25519 private key.  Anything else is refused; the file must
+ * be private.
  */
 static luna_err load_client_key(luna_client *c, const char *path, char *why)
 {
@@ -142,6 +210,8 @@ static luna_err load_client_key(luna_client *c, const char *path, char *why)
     LUNA_GUARD(read_file(path, 16384, true, &buf, &len, why));
     if (len == SDK_KEY_LEN) {
         memcpy(raw, buf, SDK_KEY_LEN);
+    } else if (len > 0 && buf[0] == '{') {
+        LUNA_TRY(parse_iam_key_file(c, buf, len, raw, path, why), out);
     } else {
         err = LUNA_ERR_CONFIG;
         bio = BIO_new_mem_buf(buf, (int)len);

@@ -61,7 +61,10 @@ else
         fail=1
     fi
 fi
-check "state folder mode" 700 "$(stat -c %a "$state")"
+# As root the folder gets o+x (search only) so the KMS's HSM user reaches hsm/.
+want_mode=700
+[ "$(id -u)" = 0 ] && [ -d "$state/hsm" ] && want_mode=711
+check "state folder mode" "$want_mode" "$(stat -c %a "$state")"
 check "CA passphrase mode" 600 "$(stat -c %a "$state/ca.pass")"
 check "TEE CA passphrase mode" 600 "$(stat -c %a "$state/tee-ca.pass")"
 check "CA key mode" 600 "$(stat -c %a "$state/ca/ca.key")"

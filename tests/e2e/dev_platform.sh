@@ -3,12 +3,15 @@
 # setup skipped because CTest built the tree) in a clean folder, then:
 # the request's result is right, `attestation verify --deployment demo`
 # prints every line of the DESIGN.md section 7 shape with the SIMULATED
-# labels, --json carries every field of section 6, batch verify covers both
-# TEEs, a quarantined TEE makes verify exit 1 with the reason, usage errors
-# exit 2, and `dev down` leaves no process behind.
+# labels, --json carries every field of section 6, usage errors exit 2, and
+# `dev down` leaves no process behind (nothing started from the state
+# folder, and no HSM child of the KMS).  Batch verify and quarantine are
+# e2e.dev_platform_admin (dev_platform_admin.sh), registered apart until
+# the gateway routes them (docs/operations.md, "Status").
 set -u
 src=$1 build=$2
 tmp=$(mktemp -d /tmp/luna-dev-e2e-XXXXXX)
+chmod 711 "$tmp" # as root, the KMS's HSM user (lunal-hsm) passes through to hsm/
 export LUNAL_DEV_DIR=$tmp/state LUNAL_BUILD_DIR=$build LUNAL_RUN_SKIP_SETUP=1
 export LUNAL_DEV_PORT_BASE=$((20000 + RANDOM % 20000))
 lunal=$build/cli/lunal
@@ -62,14 +65,6 @@ p = a["platform_verification"]
 assert p["tcb_status"] and p["qe_identity_status"]
 PY
 
-# Batch over both TEEs.
-batch=$("$lunal" attestation verify --all 2>/dev/null)
-brc=$?
-[ "$brc" = 0 ] || bad "verify --all exit $brc"
-for t in tee-1 tee-2; do
-    echo "$batch" | grep -q "$t" || bad "batch verify does not show $t"
-done
-
 # Usage errors exit 2.
 for args in "attestation verify" "attestation verify --deployment" "request --job" "nonsense"; do
     # shellcheck disable=SC2086
@@ -78,16 +73,10 @@ for args in "attestation verify" "attestation verify --deployment" "request --jo
     [ "$r" = 2 ] || bad "lunal $args exited $r, not 2"
 done
 
-# A quarantined TEE: verify exits 1 and says why.
-"$lunal" tee quarantine tee-1 --reason "e2e test" >/dev/null 2>&1 || bad "tee quarantine failed"
-"$lunal" tee quarantine tee-2 --reason "e2e test" >/dev/null 2>&1 || bad "tee quarantine failed"
-qout=$("$lunal" attestation verify --deployment demo 2>&1)
-qrc=$?
-[ "$qrc" = 1 ] || bad "verify of a quarantined deployment exited $qrc, not 1"
-echo "$qout" | grep -qi 'quarantin' || bad "verify does not say the TEE is quarantined"
-
 state=$LUNAL_DEV_DIR
 "$lunal" dev down || bad "dev down failed"
 left=$(ps -eo pid=,args= | grep -F "$state/" | grep -v grep || true)
 [ -z "$left" ] || bad "processes left after dev down: $left"
+hsm=$(ps -eo pid=,args= | grep -F "$build/kms/luna-kms-hsm" | grep -v grep || true)
+[ -z "$hsm" ] || bad "an HSM process is left after dev down: $hsm"
 exit $fail

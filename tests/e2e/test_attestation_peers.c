@@ -114,7 +114,22 @@ static void handle_kms(luna_http_request *req, void *arg)
         luna_http_reply_error(req, 400, "bad", "body");
         return;
     }
-    if (strcmp(slash, "/activate") == 0) {
+    /* The real KMS's body schemas (kms/service/src/kms_http.c): exactly these fields. */
+    json_t *jb = json_loadb((const char *)body, len, 0, NULL);
+    bool act = strcmp(slash, "/activate") == 0;
+    bool shape = jb != NULL &&
+                 (act ? json_object_size(jb) == 4 && json_object_get(jb, "evidence") != NULL &&
+                            json_object_get(jb, "evidence_type") != NULL &&
+                            json_object_get(jb, "tee_kx_pk") != NULL &&
+                            json_object_get(jb, "tee_sign_pk") != NULL
+                      : json_object_size(jb) == 1 && json_object_get(jb, "reason") != NULL);
+    json_decref(jb);
+    if (!shape) {
+        log_line("kms.log", "bad body");
+        luna_http_reply_error(req, 400, "invalid_body", "the body failed its schema");
+        return;
+    }
+    if (act) {
         if (strcmp(st, "revoked") == 0) {
             luna_http_reply_error(req, 409, "revoked", "final");
             return;

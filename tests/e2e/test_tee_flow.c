@@ -145,14 +145,17 @@ static void runtime_config(const char *name, const char *deployment, uint16_t po
 
 static void expected_mr(const char *runtime, const char *bundle, const char *config, uint8_t mr[32])
 {
-    uint8_t exe[32], bun[32];
+    uint8_t exe[32], bun[32], ch[32];
     size_t n;
-    char p[P];
+    char p[P], why[256];
+    luna_tee_config tc;
     pathf(p, config);
     uint8_t *cfg = luna_test_read_file(p, &n);
+    assert_luna_ok(luna_tee_config_parse(cfg, n, &tc, why, sizeof(why)));
+    assert_luna_ok(luna_tee_config_hash(&tc, ch));
     assert_luna_ok(luna_tee_hash_path(runtime, exe));
     assert_luna_ok(luna_tee_hash_path(bundle, bun));
-    assert_luna_ok(luna_tee_mr_enclave(exe, bun, cfg, n, mr));
+    assert_luna_ok(luna_tee_mr_enclave(exe, bun, ch, mr));
     free(cfg);
 }
 

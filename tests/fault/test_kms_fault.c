@@ -185,6 +185,63 @@ static void test_audit_down_releases_nothing(void **state)
     kmsh_teardown(&h);
 }
 
+/* The database unavailable: another writer holds the lock past the KMS's
+ * busy timeout (300 ms here).  Writes fail with a clear retryable error,
+ * nothing is released, and everything works again once the lock goes. */
+static void test_database_unavailable(void **state)
+{
+    (void)state;
+    kmsh h;
+    kmsh_setup(&h, ",\"db_busy_timeout_ms\":300");
+    kmsh_start(&h);
+    kmsh_tee t;
+    kmsh_tee_new(&h, "db-tee", &t);
+    kmsh_admit(&h, &t, "[\"acme\"]");
+    char *tok = kmsh_token(&h, "acme", "client,key-admin");
+    uint8_t csk[32], cpk[32], sealed[80], nonce[32];
+    char otk[64], otk2[64];
+    kmsh_resp r;
+    assert_luna_ok(luna_hpke_generate_keypair(csk, cpk));
+    assert_int_equal(200, kmsh_issue(&h, tok, t.id, "j", "db-1", cpk, otk, sealed, NULL));
+    assert_int_equal(200, kmsh_challenge(&h, &t, t.id, otk, nonce));
+
+    luna_store *db = NULL;
+    assert_luna_ok(luna_store_open(h.storage_url, NULL, &db));
+    assert_luna_ok(luna_store_begin(db)); /* BEGIN IMMEDIATE: the write lock */
+    assert_int_equal(503, kmsh_issue(&h, tok, t.id, "j", "db-2", cpk, otk2, sealed, &r));
+    assert_string_equal("storage_unavailable", r.code);
+    kmsh_resp_free(&r);
+    /* The release with a nonce issued before the outage. */
+    uint8_t ev[LUNA_SIM_EVIDENCE_MAX];
+    int64_t now = (int64_t)time(NULL);
+    size_t len = kmsh_evidence(&h, &t, nonce, now, NULL, ev, sizeof(ev));
+    char *rep = kmsh_report(&h, &t, KMSH_DEPLOYMENT, now, NULL);
+    assert_int_equal(503, kmsh_release(&h, &t, t.id, otk, nonce, ev, len, rep, &r));
+    assert_string_equal("storage_unavailable", r.code);
+    assert_null(json_object_get(r.body, "sealed_otk"));
+    kmsh_resp_free(&r);
+    assert_int_equal(0, kmsh_call(&h, "gateway", "POST", "/v1/kms/keys", tok,
+                                  "{\"key_id\":\"during\"}", &r));
+    assert_int_equal(503, r.status);
+    assert_string_equal("storage_unavailable", r.code);
+    kmsh_resp_free(&r);
+    assert_luna_ok(luna_store_rollback(db));
+    luna_store_close(db);
+
+    /* Back: nothing stored was lost, and what failed left no trace (not
+     * even the nonce was spent). */
+    assert_int_equal(200, kmsh_release(&h, &t, t.id, otk, nonce, ev, len, rep, &r));
+    kmsh_resp_free(&r);
+    free(rep);
+    assert_int_equal(200, kmsh_issue(&h, tok, t.id, "j", "db-2", cpk, otk2, sealed, NULL));
+    assert_int_equal(0, kmsh_call(&h, "gateway", "POST", "/v1/kms/keys", tok,
+                                  "{\"key_id\":\"during\"}", &r));
+    assert_int_equal(201, r.status);
+    kmsh_resp_free(&r);
+    free(tok);
+    kmsh_teardown(&h);
+}
+
 /* ---- kill -9 during concurrent releases ---- */
 
 typedef struct racer {
@@ -465,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_root_attributes_checked_at_start),
         cmocka_unit_test(test_hsm_killed_then_recovers),
         cmocka_unit_test(test_audit_down_releases_nothing),
+        cmocka_unit_test(test_database_unavailable),
         cmocka_unit_test(test_kill9_during_releases),
         cmocka_unit_test(test_no_plaintext_key_in_database),
     };

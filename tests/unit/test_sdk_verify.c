@@ -388,6 +388,41 @@ static void test_config_rules(void **state)
     assert_int_equal(31, fwrite(raw, 1, 31, f));
     fclose(f);
     assert_luna_err(LUNA_ERR_CONFIG, luna_client_create(&o, &c, why));
+    /* IAM's lunal-client-key file: used; another tenant's or a key whose
+       public half does not match is refused. */
+    {
+        uint8_t pk[32];
+        char skb[LUNA_B64URL_ENC_LEN(32)], pkb[LUNA_B64URL_ENC_LEN(32)], want[65], text[512];
+        assert_luna_ok(luna_x25519_public(raw, pk));
+        assert_luna_ok(luna_b64url_encode(raw, 32, skb, sizeof skb));
+        assert_luna_ok(luna_b64url_encode(pk, 32, pkb, sizeof pkb));
+        static const char fmt[] =
+            "{\"type\":\"lunal-client-key\",\"version\":1,\"tenant_id\":\"%s\","
+            "\"principal_id\":\"app1\",\"key_id\":\"ck_0123456789abcdef\","
+            "\"public_key\":\"%s\",\"private_key\":\"%s\"}\n";
+        const char *cases[][2] = {{"acme", pkb}, {"other", pkb}, {"acme", skb}};
+        for (size_t i = 0; i < 3; i++) {
+            snprintf(text, sizeof text, fmt, cases[i][0], cases[i][1], skb);
+            f = fopen(path, "w");
+            assert_non_null(f);
+            fputs(text, f);
+            fclose(f);
+            o.client_key_file = path;
+            if (i == 0) {
+                assert_luna_ok(luna_client_create(&o, &c, why));
+                luna_client_public_key(c, pkhex);
+                assert_luna_ok(luna_hex_encode(pk, 32, want, sizeof want));
+                assert_string_equal(want, pkhex);
+                luna_client_free(c);
+                c = NULL;
+            } else {
+                assert_luna_err(LUNA_ERR_CONFIG, luna_client_create(&o, &c, why));
+                assert_null(c);
+                assert_null(strstr(why, skb));
+            }
+        }
+        luna_wipe(skb, sizeof skb);
+    }
     /* An unknown config field is refused (strict config). */
     o.client_key_file = NULL;
     snprintf(path, sizeof path, "%s/bad.json", fx.dir);

@@ -175,21 +175,65 @@ static void test_config(void **state)
 
 static void test_measure_formulas(void **state)
 {
-    uint8_t a[32], b[32], mr1[32], mr2[32], want[32];
+    uint8_t a[32], b[32], c1[32], c2[32], mr1[32], mr2[32], want[32];
     memset(a, 0xaa, 32);
     memset(b, 0xbb, 32);
-    assert_luna_ok(luna_tee_mr_enclave(a, b, (const uint8_t *)"cfg", 3, mr1));
+    memset(c1, 0xcc, 32);
+    assert_luna_ok(luna_tee_mr_enclave(a, b, c1, mr1));
     /* Recomputed by hand from the documented formula. */
     uint8_t msg[23 + 96];
-    memcpy(msg, "lunal sim mr_enclave v1", 23);
+    memcpy(msg, "lunal sim mr_enclave v2", 23);
     memcpy(msg + 23, a, 32);
     memcpy(msg + 55, b, 32);
-    assert_luna_ok(luna_sha256("cfg", 3, msg + 87));
+    memcpy(msg + 87, c1, 32);
     assert_luna_ok(luna_sha256(msg, sizeof(msg), want));
     assert_memory_equal(want, mr1, 32);
     /* Any input changes it. */
-    assert_luna_ok(luna_tee_mr_enclave(a, b, (const uint8_t *)"cfh", 3, mr2));
+    c1[31] ^= 1;
+    assert_luna_ok(luna_tee_mr_enclave(a, b, c1, mr2));
     assert_memory_not_equal(mr1, mr2, 32);
+
+    /* config_hash by hand: label, the ids with their lengths, the key, the limits. */
+    luna_tee_config cfg;
+    char why[256];
+    assert_luna_ok(luna_tee_config_parse((const uint8_t *)good_cfg, strlen(good_cfg), &cfg, why,
+                                         sizeof(why)));
+    assert_luna_ok(luna_tee_config_hash(&cfg, c1));
+    uint8_t cm[19 + 1 + 4 + 1 + 5 + 32 + 40], *q = cm;
+    memcpy(q, "lunal sim config v1", 19), q += 19;
+    *q++ = 4, memcpy(q, "demo", 4), q += 4;
+    *q++ = 5, memcpy(q, "dev_1", 5), q += 5;
+    for (int i = 0; i < 32; i++)
+        *q++ = (uint8_t)i;
+    const uint64_t lim[5] = {5, 10000, 256u << 20, 1024u << 10, 4096u << 10};
+    for (int i = 0; i < 5; i++)
+        for (int j = 7; j >= 0; j--)
+            *q++ = (uint8_t)(lim[i] >> (8 * j));
+    assert_int_equal(sizeof(cm), (size_t)(q - cm));
+    assert_luna_ok(luna_sha256(cm, sizeof(cm), want));
+    assert_memory_equal(want, c1, 32);
+    /* Per-instance fields (port, address, CA paths, KMS) do not change it... */
+    char other[sizeof(good_cfg) + 64];
+    snprintf(other, sizeof(other), "%s", good_cfg);
+    memcpy(strstr(other, "8450"), "8451", 4);
+    memcpy(strstr(other, "/ca.crt"), "/cb.crt", 7);
+    memcpy(strstr(other, "8445"), "9445", 4);
+    assert_luna_ok(luna_tee_config_parse((const uint8_t *)other, strlen(other), &cfg, why,
+                                         sizeof(why)));
+    assert_luna_ok(luna_tee_config_hash(&cfg, c2));
+    assert_memory_equal(c1, c2, 32);
+    /* ...while the deployment, the developer key and the limits do. */
+    static const char *const swaps[][2] = {{"\"demo\"", "\"demx\""},
+                                           {"AAECAwQF", "BAECAwQF"},
+                                           {"\"wall_ms\":10000", "\"wall_ms\":10001"}};
+    for (size_t i = 0; i < sizeof(swaps) / sizeof(swaps[0]); i++) {
+        snprintf(other, sizeof(other), "%s", good_cfg);
+        memcpy(strstr(other, swaps[i][0]), swaps[i][1], strlen(swaps[i][1]));
+        assert_luna_ok(luna_tee_config_parse((const uint8_t *)other, strlen(other), &cfg, why,
+                                             sizeof(why)));
+        assert_luna_ok(luna_tee_config_hash(&cfg, c2));
+        assert_memory_not_equal(c1, c2, 32);
+    }
     /* The memory digest of this process's zeroed buffer equals the zero digest. */
     static uint8_t zero[4096];
     assert_luna_ok(luna_tee_memory_digest(getpid(), (uint64_t)(uintptr_t)zero, sizeof(zero), mr1));

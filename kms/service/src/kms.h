@@ -119,8 +119,10 @@ luna_err kms_new_id(const char *prefix, char *out, size_t cap) LUNA_MUST_CHECK;
 
 /* ---- kms_db.c ---- */
 luna_err kms_db_migrate(luna_store *db) LUNA_MUST_CHECK;
-/* BEGIN with a bounded retry on a busy database. */
+/* BEGIN (SQLite: IMMEDIATE, waiting at most the busy timeout). */
 luna_err kms_db_begin(luna_store *db) LUNA_MUST_CHECK;
+/* true when err is worth retrying the whole transaction for. */
+bool kms_db_retryable(const luna_store *db, luna_err err);
 void kms_db_abort(luna_store *db);
 
 /* ---- kms_auth.c ---- */

@@ -5,8 +5,6 @@
  * Must never: store a key in any form but wrapped by the HSM root (KEKs)
  * or sealed under a KEK inside the HSM (data keys, one-time keys).
  */
-#include <time.h>
-
 #include "kms.h"
 
 static const char m1_sqlite[] =
@@ -74,17 +72,17 @@ luna_err kms_db_migrate(luna_store *db)
 
 luna_err kms_db_begin(luna_store *db)
 {
-    /* BEGIN IMMEDIATE already waits the busy timeout; a few more tries
-     * cover a burst of writers from several KMS processes. */
-    luna_err err = LUNA_ERR_UNAVAILABLE;
-    for (int i = 0; i < 20; i++) {
-        err = luna_store_begin(db);
-        if (err != LUNA_ERR_UNAVAILABLE)
-            return err;
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        (void)nanosleep(&ts, NULL);
-    }
-    return err;
+    /* SQLite's BEGIN IMMEDIATE already waited the busy timeout; waiting
+     * again would only hold the event loop longer: the caller answers
+     * storage_unavailable (503, retryable) instead. */
+    return luna_store_begin(db);
+}
+
+bool kms_db_retryable(const luna_store *db, luna_err err)
+{
+    /* A PostgreSQL serialization failure or deadlock fails at once and
+     * succeeds on a retry; a busy SQLite database has already waited. */
+    return err == LUNA_ERR_UNAVAILABLE && luna_store_get_kind(db) == LUNA_STORE_POSTGRES;
 }
 
 void kms_db_abort(luna_store *db)

@@ -308,12 +308,13 @@ static void h_otk_release(luna_http_request *req, void *arg)
 /* ---- registry ---- */
 
 /* Service callers named as the attestation identity need no token;
- * everyone else is an operator (own tenant) or platform administrator. */
-static bool registry_caller(kms_http *h, luna_http_request *req, kms_caller *c)
+ * everyone else is an operator (own tenant) or platform administrator.
+ * extra: roles also admitted (a client reading one TEE of its tenant). */
+static bool registry_caller(kms_http *h, luna_http_request *req, kms_caller *c, unsigned extra)
 {
     if (h->callers.attestation != NULL && strcmp(c->identity, h->callers.attestation) == 0)
         return true;
-    return need_token(h, req, c, KMS_ROLE_OPERATOR | KMS_ROLE_PLATFORM_ADMIN);
+    return need_token(h, req, c, KMS_ROLE_OPERATOR | KMS_ROLE_PLATFORM_ADMIN | extra);
 }
 
 /* Reading: the TEE lists the operator's tenant.  Changing it: the TEE
@@ -343,7 +344,7 @@ static void h_tee_register(luna_http_request *req, void *arg)
     json_t *body = parse_body(req, &register_schema);
     if (body == NULL)
         return;
-    if (!registry_caller(h, req, &c))
+    if (!registry_caller(h, req, &c, 0))
         goto done;
     const json_t *tenants = json_object_get(body, "tenants");
     size_t off = 0;
@@ -403,7 +404,7 @@ static void h_tee_list(luna_http_request *req, void *arg)
     kms_why w = {0};
     json_t *arr = NULL;
     caller_init(&c, req);
-    if (!registry_caller(h, req, &c))
+    if (!registry_caller(h, req, &c, 0))
         goto done;
     luna_err err = kms_tee_list(h->svc, &c, &arr, &w);
     if (err != LUNA_OK) {
@@ -417,8 +418,7 @@ done:
     kms_caller_clear(&c);
 }
 
-/* "/v1/kms/<kind>/<id>[/<op>]" -> id, op ("" when absent). */
-static bool split_path(const char *path, const char *prefix, char *id, size_t id_cap, char *op,
+bool kms_http_split_path(const char *path, const char *prefix, char *id, size_t id_cap, char *op,
                        size_t op_cap)
 {
     size_t pl = strlen(prefix);
@@ -451,7 +451,7 @@ static void h_tee_item(luna_http_request *req, void *arg)
     json_t *body = NULL;
     bool get = strcmp(luna_http_request_method(req), "GET") == 0;
     caller_init(&c, req);
-    if (!split_path(luna_http_request_path(req), "/v1/kms/tees/", id, sizeof(id), op,
+    if (!kms_http_split_path(luna_http_request_path(req), "/v1/kms/tees/", id, sizeof(id), op,
                     sizeof(op)) ||
         (get != (op[0] == '\0'))) {
         luna_http_reply_error(req, 404, "not_found", "no such resource");
@@ -467,7 +467,10 @@ static void h_tee_item(luna_http_request *req, void *arg)
         if (body == NULL)
             return;
     }
-    if (!registry_caller(h, req, &c))
+    /* A client (its token relayed by the gateway at TEE selection) may read
+       one TEE, and only one that serves its tenant (may_see below); it sees
+       its own tenant alone in the entry. */
+    if (!registry_caller(h, req, &c, get ? KMS_ROLE_CLIENT : 0))
         goto done;
     luna_err err = kms_tee_load(h->svc, id, &t, &w);
     if (err == LUNA_OK && !may_see(&c, &t))
@@ -560,7 +563,7 @@ static void h_key_item(luna_http_request *req, void *arg)
     json_t *body = NULL, *r = NULL;
     bool get = strcmp(luna_http_request_method(req), "GET") == 0;
     caller_init(&c, req);
-    if (!split_path(luna_http_request_path(req), "/v1/kms/keys/", id, sizeof(id), op,
+    if (!kms_http_split_path(luna_http_request_path(req), "/v1/kms/keys/", id, sizeof(id), op,
                     sizeof(op)) ||
         (get != (op[0] == '\0'))) {
         luna_http_reply_error(req, 404, "not_found", "no such resource");

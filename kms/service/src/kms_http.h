@@ -9,6 +9,7 @@
 #ifndef LUNA_KMS_HTTP_H
 #define LUNA_KMS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kms.h"
@@ -30,6 +31,15 @@ typedef struct kms_http {
     kms_svc *svc;
     kms_callers callers;
 } kms_http;
+
+/*
+ * Splits a request path "<prefix><id>[/<op>]" (untrusted; fuzzed by
+ * fuzz/fuzz_kms_path.c).  true only when id is 1..KMS_ID_MAX identifier
+ * characters, op is absent ("") or 1..op_cap-1 identifier characters, and
+ * nothing else follows; id and op are NUL-terminated copies.
+ */
+bool kms_http_split_path(const char *path, const char *prefix, char *id, size_t id_cap,
+                         char *op, size_t op_cap);
 
 /* Registers every KMS route on server (h must outlive it). */
 luna_err kms_http_register(kms_http *h, luna_http_server *server) LUNA_MUST_CHECK;

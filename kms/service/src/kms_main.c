@@ -108,11 +108,12 @@ static const luna_json_field kms_fields[] = {
     INT_FIELD("otk_key_rotation_sec", 0, 10LL * 366 * 86400),
     INT_FIELD("destroy_retention_sec", 0, 10LL * 366 * 86400),
     INT_FIELD("token_skew_sec", 0, LUNA_JWS_MAX_SKEW),
+    INT_FIELD("db_busy_timeout_ms", 1, 60000),
     {.name = "references", .type = LUNA_JSON_T_ARRAY, .max_len = 64, .items = &ref_item},
     {.name = "collateral", .type = LUNA_JSON_T_ARRAY, .max_len = 8, .items = &col_item},
     {.name = "callers", .type = LUNA_JSON_T_OBJECT, .object = &callers_schema},
 };
-static const luna_json_schema kms_section = {kms_fields, 20, NULL};
+static const luna_json_schema kms_section = {kms_fields, 21, NULL};
 static const luna_json_field top_fields[] = {
     {.name = "kms", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
      .object = &kms_section},
@@ -253,7 +254,10 @@ static int run(kms_daemon *d, const char *config_path)
     s->set.iam_audience = cfg_str(cfg, "kms.iam_audience", "lunal");
     s->set.attestation_issuer = cfg_str(cfg, "kms.attestation_issuer", "lunal://svc/attestation");
 
-    if ((err = luna_store_open(cc->storage_url, NULL, &s->db)) != LUNA_OK)
+    luna_store_options so_db = {
+        .busy_timeout_ms = (uint32_t)cfg_int(cfg, "kms.db_busy_timeout_ms", 5000),
+    };
+    if ((err = luna_store_open(cc->storage_url, &so_db, &s->db)) != LUNA_OK)
         return fail("storage", err);
     if ((err = kms_db_migrate(s->db)) != LUNA_OK)
         return fail("migrations", err);

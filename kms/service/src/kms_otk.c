@@ -327,10 +327,10 @@ static luna_err nonce_consume(kms_svc *s, const kms_otk_release_in *in, kms_why 
     luna_err err = LUNA_ERR_UNAVAILABLE;
     /* Retried only on a serialization failure (PostgreSQL) or a busy
      * database: the statement has no effect outside the transaction. */
-    for (int attempt = 0; attempt < KMS_TX_ATTEMPTS && err == LUNA_ERR_UNAVAILABLE; attempt++) {
+    for (int attempt = 0; attempt < KMS_TX_ATTEMPTS; attempt++) {
         err = kms_db_begin(s->db);
         if (err != LUNA_OK)
-            continue;
+            break;
         err = luna_store_exec(s->db,
                               "UPDATE kms_nonces SET used = 1 WHERE nonce = ?1 AND tee_id = ?2 "
                               "AND otk_id = ?3 AND used = 0 AND expires_at > ?4",
@@ -339,6 +339,8 @@ static luna_err nonce_consume(kms_svc *s, const kms_otk_release_in *in, kms_why 
             err = luna_store_commit(s->db);
         else
             kms_db_abort(s->db);
+        if (!kms_db_retryable(s->db, err))
+            break;
     }
     if (err != LUNA_OK)
         return kms_fail_store(w, err);
@@ -458,8 +460,6 @@ static luna_err commit_release(kms_svc *s, const kms_caller *c, const otk_row *o
     for (int attempt = 0; attempt < KMS_TX_ATTEMPTS; attempt++) {
         uint64_t changes = 0;
         err = kms_db_begin(s->db);
-        if (err == LUNA_ERR_UNAVAILABLE)
-            continue;
         if (err != LUNA_OK)
             break;
         err = luna_store_exec(s->db,
@@ -469,7 +469,7 @@ static luna_err commit_release(kms_svc *s, const kms_caller *c, const otk_row *o
                               p, 3, &changes);
         if (err != LUNA_OK) {
             kms_db_abort(s->db);
-            if (err == LUNA_ERR_UNAVAILABLE)
+            if (kms_db_retryable(s->db, err))
                 continue;
             break;
         }
@@ -492,7 +492,7 @@ static luna_err commit_release(kms_svc *s, const kms_caller *c, const otk_row *o
             return LUNA_OK;
         kms_audit_best_effort(s, c, "otk.release", o->tenant, o->tee_id, o->deployment, objs,
                               LUNA_AUDIT_FAILURE, "commit failed after audit; nothing released");
-        if (err != LUNA_ERR_UNAVAILABLE)
+        if (!kms_db_retryable(s->db, err))
             break;
     }
     return kms_fail_store(w, err);
