@@ -77,6 +77,8 @@ state=$LUNAL_DEV_DIR
 "$lunal" dev down || bad "dev down failed"
 left=$(ps -eo pid=,args= | grep -F "$state/" | grep -v grep || true)
 [ -z "$left" ] || bad "processes left after dev down: $left"
-hsm=$(ps -eo pid=,args= | grep -F "$build/kms/luna-kms-hsm" | grep -v grep || true)
+# Only this platform's HSM child: another platform (e.g. the one the README
+# main command left running) may use the same build.
+hsm=$(ps -eo pid=,args= | grep -F "$build/kms/luna-kms-hsm" | grep -F "$state/" | grep -v grep || true)
 [ -z "$hsm" ] || bad "an HSM process is left after dev down: $hsm"
 exit $fail
