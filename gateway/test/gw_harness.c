@@ -20,28 +20,6 @@
 
 #include "luna_test.h"
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static unsigned free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(0, bind(fd, (struct sockaddr *)&a, sizeof(a)));
-    socklen_t len = sizeof(a);
-    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&a, &len));
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* Starts argv with stderr appended to log; waits (10 s) for "PORT n". */
 static void spawn(char *const argv[], const char *log, gwh_proc *p)
 {
@@ -59,23 +37,9 @@ static void spawn(char *const argv[], const char *log, gwh_proc *p)
         _exit(127);
     }
     close(fds[1]);
-    char line[64];
-    size_t len = 0;
-    memset(line, 0, sizeof(line));
-    long end = now_ms() + 10000;
-    while (len + 1 < sizeof(line) && strchr(line, '\n') == NULL) {
-        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-        long left = end - now_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-            break;
-        ssize_t r = read(fds[0], line + len, sizeof(line) - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
+    unsigned port = htu_read_port(fds[0], 10000);
     close(fds[0]);
-    unsigned port = 0;
-    if (sscanf(line, "PORT %u", &port) != 1 || port == 0 || port > 65535) {
+    if (port == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         char cmd[HTU_PATH_MAX + 16];
@@ -163,7 +127,7 @@ void gwh_start(gwh *h, int token_ttl)
             "\"kms\":{\"host\":\"127.0.0.1\",\"port\":%u},"
             "\"attestation\":{\"host\":\"127.0.0.1\",\"port\":%u},"
             "\"audit\":{\"host\":\"127.0.0.1\",\"port\":%u},\"tees\":[",
-            free_port(), crt, key, env->ca_crt, h->iam.srv.port, h->kms.port, h->att.port,
+            htu_free_port(), crt, key, env->ca_crt, h->iam.srv.port, h->kms.port, h->att.port,
             h->audit.port);
     for (int i = 0; i < GWH_TEES; i++)
         fprintf(f, "%s{\"id\":\"t%d\",\"host\":\"127.0.0.1\",\"port\":%u}", i ? "," : "", i + 1,
@@ -178,7 +142,7 @@ void gwh_start(gwh *h, int token_ttl)
                     NULL};
     spawn(argv, h->gw_log, &h->gw);
     /* Ready = IAM keys loaded and every TEE probed once. */
-    long end = now_ms() + 15000;
+    long end = htu_now_ms() + 15000;
     for (;;) {
         gwh_resp r;
         gwh_call(h, "GET", "/v1/health", NULL, NULL, NULL, 0, &r);
@@ -187,7 +151,7 @@ void gwh_start(gwh *h, int token_ttl)
         gwh_resp_free(&r);
         if (ready)
             break;
-        if (now_ms() > end)
+        if (htu_now_ms() > end)
             fail_msg("the gateway did not become ready (see %s)", h->gw_log);
         usleep(100 * 1000);
     }

@@ -34,17 +34,54 @@
 #error "LUNA_HTTP_TEST_SERVER must name the test server binary"
 #endif
 
-static long now_ms(void)
+long htu_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+unsigned htu_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(0, bind(fd, (struct sockaddr *)&a, sizeof(a)));
+    socklen_t len = sizeof(a);
+    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&a, &len));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+unsigned htu_read_port(int fd, int timeout_ms)
+{
+    char line[64];
+    size_t len = 0;
+    long end = htu_now_ms() + timeout_ms;
+    memset(line, 0, sizeof(line));
+    while (len + 1 < sizeof(line) && strchr(line, '\n') == NULL) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        long left = end - htu_now_ms();
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        ssize_t r = read(fd, line + len, sizeof(line) - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    unsigned port = 0;
+    if (sscanf(line, "PORT %u", &port) != 1 || port == 0 || port > 65535)
+        return 0;
+    return port;
+}
+
 /* waitpid bounded by timeout_ms; kills on timeout.  Returns the status or -1. */
 static int wait_bounded(pid_t pid, int timeout_ms)
 {
-    long end = now_ms() + timeout_ms;
+    long end = htu_now_ms() + timeout_ms;
     for (;;) {
         int st;
         pid_t r = waitpid(pid, &st, WNOHANG);
@@ -52,7 +89,7 @@ static int wait_bounded(pid_t pid, int timeout_ms)
             return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         if (r < 0 && errno != EINTR)
             return -1;
-        if (now_ms() >= end) {
+        if (htu_now_ms() >= end) {
             kill(pid, SIGKILL);
             (void)waitpid(pid, &st, 0);
             return -1;
@@ -165,23 +202,9 @@ void htu_server_start(const htu_env *env, const char *name, const char *const *e
         _exit(127);
     }
     close(p[1]);
-    char line[64];
-    size_t len = 0;
-    long end = now_ms() + 10000;
-    memset(line, 0, sizeof(line));
-    while (len + 1 < sizeof(line) && strchr(line, '\n') == NULL) {
-        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        long left = end - now_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-            break;
-        ssize_t r = read(p[0], line + len, sizeof(line) - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
+    unsigned port = htu_read_port(p[0], 10000);
     close(p[0]);
-    unsigned port = 0;
-    if (sscanf(line, "PORT %u", &port) != 1 || port == 0 || port > 65535) {
+    if (port == 0) {
         kill(pid, SIGKILL);
         (void)wait_bounded(pid, 5000);
         fail_msg("test server did not report its port (see %s)", log);
@@ -236,11 +259,11 @@ void htu_raw_exchange(uint16_t port, SSL_CTX *ctx, const char *req, size_t req_l
         return;
     }
     out->connected = true;
-    long end = now_ms() + timeout_ms;
+    long end = htu_now_ms() + timeout_ms;
     if (ctx == NULL) {
         if (req_len > 0)
             (void)!write(fd, req, req_len);
-        while (out->n + 1 < sizeof(out->buf) && now_ms() < end) {
+        while (out->n + 1 < sizeof(out->buf) && htu_now_ms() < end) {
             ssize_t r = read(fd, out->buf + out->n, sizeof(out->buf) - 1 - out->n);
             if (r <= 0)
                 break;
@@ -266,7 +289,7 @@ void htu_raw_exchange(uint16_t port, SSL_CTX *ctx, const char *req, size_t req_l
         }
         if (req_len > 0)
             (void)SSL_write(ssl, req, (int)req_len);
-        while (out->n + 1 < sizeof(out->buf) && now_ms() < end) {
+        while (out->n + 1 < sizeof(out->buf) && htu_now_ms() < end) {
             int r = SSL_read(ssl, out->buf + out->n, (int)(sizeof(out->buf) - 1 - out->n));
             if (r <= 0)
                 break;

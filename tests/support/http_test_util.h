@@ -31,6 +31,16 @@ typedef struct htu_server {
     uint16_t port;
 } htu_server;
 
+/* Monotonic clock in milliseconds. */
+long htu_now_ms(void);
+/* A loopback port the kernel just handed out and released (tiny reuse race). */
+unsigned htu_free_port(void);
+/*
+ * Reads the "PORT n" line a server process prints on fd, waiting at most
+ * timeout_ms.  Returns n, or 0 when no well-formed line came in time.
+ */
+unsigned htu_read_port(int fd, int timeout_ms);
+
 /* Creates the folder and the platform CA; aborts the test on failure. */
 void htu_setup(htu_env *env);
 void htu_teardown(htu_env *env);

@@ -20,29 +20,6 @@
 
 #include "luna_test.h"
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A port the kernel just handed out and released (tiny reuse race only). */
-static unsigned free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(0, bind(fd, (struct sockaddr *)&a, sizeof(a)));
-    socklen_t len = sizeof(a);
-    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&a, &len));
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* Runs argv with stdout captured into out (bounded 30 s); exit status or -1. */
 static int run_capture(char *const argv[], const char *log, char *out, size_t cap)
 {
@@ -61,10 +38,10 @@ static int run_capture(char *const argv[], const char *log, char *out, size_t ca
     }
     close(p[1]);
     size_t len = 0;
-    long end = now_ms() + 30000;
+    long end = htu_now_ms() + 30000;
     for (;;) {
         struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        long left = end - now_ms();
+        long left = end - htu_now_ms();
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
             break;
         char tmp[512];
@@ -78,7 +55,7 @@ static int run_capture(char *const argv[], const char *log, char *out, size_t ca
     close(p[0]);
     int st = 0;
     while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > end) {
+        if (htu_now_ms() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             return -1;
@@ -119,9 +96,9 @@ int iamh_bootstrap_run(iamh *h, const char *tenant, const char *out_file, bool s
         _exit(127);
     }
     int st = 0;
-    long end = now_ms() + 30000;
+    long end = htu_now_ms() + 30000;
     while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() > end) {
+        if (htu_now_ms() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             return -1;
@@ -176,7 +153,7 @@ void iamh_prepare(iamh *h, int token_ttl, int publish_delay)
             "\"callers\":{\"authenticate\":[\"lunal://svc/gateway\"],"
             "\"authorize\":[\"lunal://svc/gateway\",\"lunal://svc/kms\"],"
             "\"admin\":[\"lunal://svc/gateway\"]}}}\n",
-            free_port(), crt, key, h->env.ca_crt, h->db, mk, token_ttl, publish_delay);
+            htu_free_port(), crt, key, h->env.ca_crt, h->db, mk, token_ttl, publish_delay);
     fclose(f);
 }
 
@@ -198,23 +175,9 @@ void iamh_serve(iamh *h)
         _exit(127);
     }
     close(p[1]);
-    char line[64];
-    size_t len = 0;
-    long end = now_ms() + 15000;
-    memset(line, 0, sizeof(line));
-    while (len + 1 < sizeof(line) && strchr(line, '\n') == NULL) {
-        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        long left = end - now_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-            break;
-        ssize_t r = read(p[0], line + len, sizeof(line) - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
+    unsigned port = htu_read_port(p[0], 15000);
     close(p[0]);
-    unsigned port = 0;
-    if (sscanf(line, "PORT %u", &port) != 1 || port == 0 || port > 65535) {
+    if (port == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         fail_msg("luna-iam did not report its port (see %s)", log);

@@ -28,26 +28,6 @@
 
 #define RESP_MAX (256u * 1024u)
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(0, bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
-    socklen_t l = sizeof(sa);
-    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&sa, &l));
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -119,7 +99,7 @@ void kmsh_setup(kmsh *h, const char *extra_kms_json)
         snprintf(h->storage_url, sizeof(h->storage_url), "sqlite:%s", h->db);
     if (extra_kms_json != NULL)
         snprintf(h->extra, sizeof(h->extra), "%s", extra_kms_json);
-    h->port = free_port();
+    h->port = htu_free_port();
     kmsh_write_config(h);
 }
 
@@ -157,7 +137,7 @@ void kmsh_clone(kmsh *h, const char *name, kmsh *out)
 {
     *out = *h;
     out->pid = 0;
-    out->port = free_port();
+    out->port = htu_free_port();
     htu_path(&h->env, name, ".json", out->config, sizeof(out->config));
     htu_path(&h->env, name, ".log", out->log, sizeof(out->log));
     kmsh_write_config(out);
@@ -179,8 +159,8 @@ bool kmsh_try_start(kmsh *h, int *exit_code)
         execl(LUNA_KMS_BIN, LUNA_KMS_BIN, "serve", "--config", h->config, (char *)NULL);
         _exit(127);
     }
-    long end = now_ms() + 20000;
-    while (now_ms() < end) {
+    long end = htu_now_ms() + 20000;
+    while (htu_now_ms() < end) {
         int st = 0;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -217,9 +197,9 @@ int kmsh_stop(kmsh *h, int sig)
     if (h->pid <= 0)
         return -1;
     kill(h->pid, sig);
-    long end = now_ms() + 10000;
+    long end = htu_now_ms() + 10000;
     int st = 0;
-    while (now_ms() < end) {
+    while (htu_now_ms() < end) {
         if (waitpid(h->pid, &st, WNOHANG) == h->pid) {
             h->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
