@@ -23,6 +23,12 @@ export LUNAL_DEV_DIR=${LUNAL_DEV_DIR:-$root/.lunal/dev}
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# shellcheck source=scripts/reach.sh
+. scripts/reach.sh
+if [ "$(id -u)" = 0 ]; then
+    luna_make_reachable "$(pwd)"
+fi
+
 if [ "${LUNAL_RUN_SKIP_SETUP:-0}" != 1 ]; then
     if [ "$(id -u)" = 0 ]; then
         step "installing dependencies (scripts/install-deps.sh)"

@@ -13,6 +13,12 @@ root=$(pwd)
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
+# shellcheck source=scripts/reach.sh
+. scripts/reach.sh
+if [ "$(id -u)" = 0 ]; then
+    luna_make_reachable "$(pwd)"
+fi
+
 step "dependencies"
 if [ "$(id -u)" = 0 ]; then
     bash scripts/install-deps.sh
