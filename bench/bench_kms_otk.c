@@ -26,6 +26,7 @@
 
 #include "kms.h"
 #include "kms_verify.h"
+#include "luna/audience.h"
 #include "luna/crypto.h"
 #include "luna/evidence_sim.h"
 #include "luna/hpke.h"
@@ -161,7 +162,7 @@ static void setup(fixture *f)
                               .report_max_age_sec = 600, .rotation_tick_ms = 60000,
                               .otk_key_rotation_sec = 86400, .destroy_retention_sec = 86400,
                               .token_skew_sec = 60, .iam_issuer = "lunal://svc/iam",
-                              .iam_audience = "lunal",
+                              .iam_audience = LUNA_AUD_KMS,
                               .attestation_issuer = "lunal://svc/attestation"};
     CHECK(luna_hpke_generate_keypair(f->kx_sk, f->kx_pk));
     CHECK(luna_ed25519_keygen(f->sg_seed, f->sg_pk));
@@ -181,14 +182,14 @@ static void setup(fixture *f)
     size_t ev_len = 0;
     CHECK(luna_random(nonce, 32));
     evidence(f, nonce, ev, &ev_len);
-    CHECK(kms_tee_activate(&f->s, &att, "tee1", "sim", ev, ev_len, f->kx_pk, f->sg_pk, &w));
+    CHECK(kms_tee_activate(&f->s, &att, "tee1", "sim", ev, ev_len, f->kx_pk, f->sg_pk, NULL, &w));
 }
 
 static char *token(fixture *f)
 {
     int64_t now = (int64_t)time(NULL);
     json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:[s],s:I,s:I}", "iss", "lunal://svc/iam", "aud",
-                          "lunal", "sub", "acme/app-1", "tenant", "acme", "roles", "client",
+                          LUNA_AUD_KMS, "sub", "acme/app-1", "tenant", "acme", "roles", "client",
                           "iat", (json_int_t)now, "exp", (json_int_t)(now + 600));
     char *tok = NULL;
     CHECK(luna_jws_sign(f->iam, c, &tok, NULL));

@@ -36,6 +36,8 @@ const char *cli_qe_words(const char *status);
 int cli_cmd_attestation(const cli_global *g, int argc, char **argv);
 int cli_cmd_request(const cli_global *g, int argc, char **argv);
 int cli_cmd_api(const cli_global *g, const char *group, int argc, char **argv);
+/* `lunal audit verify|proof|tail|checkpoint` (cli_audit.c). */
+int cli_cmd_audit(const cli_global *g, int argc, char **argv);
 
 /* A client from config/env; prints the reason and returns NULL on error. */
 luna_client *cli_client(const cli_global *g);

@@ -179,11 +179,13 @@ static int list_all(luna_client *c, job **out, size_t *n)
         return CLI_USAGE;
     }
     if (status != 200) {
-        fprintf(stderr, "lunal: listing TEEs failed (HTTP %ld)\n", status);
+        fprintf(stderr, "lunal: listing TEEs failed (HTTP %ld): %s\n", status,
+                ans != NULL ? ans : "");
         goto out;
     }
     root = json_loads(ans, JSON_REJECT_DUPLICATES, NULL);
-    items = json_object_get(root, "items");
+    /* The KMS registry's entries as the gateway relays them (docs/protocol.md). */
+    items = json_object_get(root, "tees");
     if (!json_is_array(items) || json_array_size(items) == 0 ||
         json_array_size(items) > BATCH_MAX) {
         fprintf(stderr, "lunal: the TEE list is empty or malformed\n");
@@ -346,9 +348,41 @@ static int verify(const cli_global *g, int argc, char **argv)
     return rc;
 }
 
+/* One line per attestation, newest first: time, TEE, kind, outcome. */
+static int print_history(const char *ans)
+{
+    json_t *root = json_loads(ans, JSON_REJECT_DUPLICATES, NULL);
+    const json_t *items = json_object_get(root, "items"), *it;
+    size_t i;
+
+    if (!json_is_array(items)) {
+        json_decref(root);
+        fprintf(stderr, "lunal: attestation history: the answer is not a history\n");
+        return CLI_USAGE;
+    }
+    printf("%-22s %-20s %-14s %s\n", "TIME", "TEE", "KIND", "STATUS");
+    json_array_foreach(items, i, it)
+    {
+        const json_t *a = json_object_get(it, "attestation");
+        const char *ts = json_string_value(json_object_get(a, "timestamp"));
+        const char *t = json_string_value(json_object_get(a, "tee_id"));
+        const char *k = json_string_value(json_object_get(a, "kind"));
+        const char *st = json_string_value(json_object_get(it, "status"));
+        const char *why = json_string_value(json_object_get(it, "reason"));
+        printf("%-22s %-20s %-14s %s%s%s\n", ts != NULL ? ts : "-", t != NULL ? t : "-",
+               k != NULL ? k : "-", st != NULL ? st : "-", why != NULL ? ": " : "",
+               why != NULL ? why : "");
+    }
+    printf("%zu entries%s\n", json_array_size(items),
+           json_object_get(root, "next") != NULL ? " (more: use --json for the cursor)" : "");
+    json_decref(root);
+    return CLI_OK;
+}
+
 static int history(const cli_global *g, int argc, char **argv)
 {
     const char *dep = NULL, *tee = NULL;
+    bool json = g->json;
     char path[256], *ans = NULL, why[LUNAL_REASON_MAX];
     long status = 0;
     luna_client *c;
@@ -362,7 +396,9 @@ static int history(const cli_global *g, int argc, char **argv)
             dep = argv[++i];
         } else if (strcmp(argv[i], "--tee") == 0 && i + 1 < argc) {
             tee = argv[++i];
-        } else if (strcmp(argv[i], "--json") != 0) {
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else {
             return cli_usage_error("attestation history: unexpected %s", argv[i]);
         }
     }
@@ -378,8 +414,10 @@ static int history(const cli_global *g, int argc, char **argv)
     } else if (status != 200) {
         fprintf(stderr, "lunal: attestation history: HTTP %ld %s\n", status, ans);
         rc = CLI_USAGE;
-    } else {
+    } else if (json) {
         puts(ans);
+    } else {
+        rc = print_history(ans);
     }
     free(ans);
     luna_client_free(c);

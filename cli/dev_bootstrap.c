@@ -79,11 +79,14 @@ static luna_err call(const dev_ctx *c, const char *comp_name, const char *method
 }
 
 /* The string member key of a JSON answer, copied into out (wiped by the caller). */
-static luna_err answer_string(const luna_http_result *r, const char *key, char *out, size_t cap)
+/* Copies member key of the answer, or of its member in when in is not NULL. */
+static luna_err answer_member(const luna_http_result *r, const char *in, const char *key,
+                              char *out, size_t cap)
 {
     json_t *doc = json_loadb((const char *)r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
     LUNA_ENSURE(doc != NULL, LUNA_ERR_FORMAT);
-    const char *s = json_string_value(json_object_get(doc, key));
+    const json_t *obj = in != NULL ? json_object_get(doc, in) : doc;
+    const char *s = json_string_value(json_object_get(obj, key));
     luna_err err = LUNA_OK;
     if (s == NULL || strlen(s) == 0)
         err = LUNA_ERR_FORMAT;
@@ -96,6 +99,11 @@ static luna_err answer_string(const luna_http_result *r, const char *key, char *
         luna_wipe((void *)(uintptr_t)s, strlen(s));
     json_decref(doc);
     return err;
+}
+
+static luna_err answer_string(const luna_http_result *r, const char *key, char *out, size_t cap)
+{
+    return answer_member(r, NULL, key, out, cap);
 }
 
 /* Reads a small file (the admin API key) into out, trailing newline cut. */
@@ -111,8 +119,13 @@ static luna_err read_small(const char *path, char *out, size_t cap)
     return n > 0 ? LUNA_OK : LUNA_ERR_FORMAT;
 }
 
-/* The bootstrap administrator's token (IAM POST /v1/iam/authenticate). */
-static luna_err admin_token(const dev_ctx *c, char *token, size_t cap, dev_why *why)
+/*
+ * The bootstrap administrator's tokens for IAM's admin API and for the
+ * KMS registry (IAM POST /v1/iam/authenticate, "downstream"): each is
+ * accepted by its own service only (docs/protocol.md, token audiences).
+ */
+static luna_err admin_token(const dev_ctx *c, char *token, char *kms_token, size_t cap,
+                            dev_why *why)
 {
     char path[DEV_PATH_MAX], key[APIKEY_MAX], *body = NULL;
     luna_http_result r;
@@ -129,7 +142,9 @@ static luna_err admin_token(const dev_ctx *c, char *token, size_t cap, dev_why *
     LUNA_TRY_ENSURE(body != NULL, LUNA_ERR_NOMEM, out);
     LUNA_TRY(call(c, "iam", "POST", "/v1/iam/authenticate", body, NULL, &r), out);
     LUNA_TRY_ENSURE(r.status == 200, LUNA_ERR_PERMISSION, out);
-    err = answer_string(&r, "token", token, cap);
+    err = answer_member(&r, "downstream", "iam", token, cap);
+    if (err == LUNA_OK)
+        err = answer_member(&r, "downstream", "kms", kms_token, cap);
 out:
     if (err != LUNA_OK)
         dev_why_set(why, "iam: the demo administrator cannot authenticate (status %d, %s)",
@@ -233,12 +248,12 @@ out:
 
 luna_err dev_bootstrap_demo(const dev_ctx *c, dev_why *why)
 {
-    char token[TOKEN_MAX], pk64[64], mre[160], mrs[160];
+    char token[TOKEN_MAX], kms_token[TOKEN_MAX], pk64[64], mre[160], mrs[160];
     luna_http_result r;
     memset(&r, 0, sizeof r);
     luna_err err;
     LUNA_TRY(developer_pk_b64(c, pk64, sizeof pk64, mre, mrs, sizeof mre), out);
-    LUNA_TRY(admin_token(c, token, sizeof token, why), out);
+    LUNA_TRY(admin_token(c, token, kms_token, sizeof token, why), out);
     /* The developer whose key signs the demo manifest (its key_id is IAM's). */
     LUNA_TRY(create_or_exists(c, "iam", "/v1/iam/tenants/" DEV_TENANT "/principals",
                               json_pack("{s:s,s:s,s:s,s:s}", "principal_id", DEV_DEVELOPER,
@@ -257,7 +272,7 @@ luna_err dev_bootstrap_demo(const dev_ctx *c, dev_why *why)
                                             "tenants", DEV_TENANT, "deployment_id",
                                             DEV_DEPLOYMENT, "tee_type", "sim", "mr_enclave", mre,
                                             "mr_signer", mrs),
-                                  token, id, &r, why),
+                                  kms_token, id, &r, why),
                  out);
         result_clear(&r);
     }
@@ -265,6 +280,7 @@ out:
     if (err != LUNA_OK && why->msg[0] == '\0')
         dev_why_set(why, "demo bootstrap: %s", luna_strerror(err));
     luna_wipe(token, sizeof token);
+    luna_wipe(kms_token, sizeof kms_token);
     result_clear(&r);
     return err;
 }

@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 
+#include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/crypto.h"
 #include "luna/manifest.h"
@@ -39,10 +40,13 @@
 #define CERT_HOURS "720"
 #define SEED_LEN 32u
 #define SECRET_HEX_LEN 64u
+#define DEV_AUDIT_ORIGIN "lunal.dev/audit"
+#define DEV_WITNESS_NAME "lunal.dev/witness"
+#define VKEY_MAX 512u
 
 /* Every identity that gets a certificate from the platform CA. */
 static const char *const svc_names[] = {"iam", "audit", "attestation", "kms",
-                                        "tee-host", "gateway", "dev"};
+                                        "tee-host", "gateway", "dev", "witness"};
 
 void dev_why_set(dev_why *w, const char *fmt, ...)
 {
@@ -510,6 +514,17 @@ luna_err dev_prepare(const dev_ctx *c, dev_why *why)
         LUNA_GUARD(run_tool(c, argv, NULL, out, sizeof out, why));
         LUNA_GUARD(dev_write_file(vkey, out, strlen(out), 0644));
     }
+    /* The witness's cosigning key (the log pushes every checkpoint to it). */
+    LUNA_GUARD(dev_path(c, "keys/witness.key", akey, sizeof akey));
+    LUNA_GUARD(dev_path(c, "keys/witness.vkey", vkey, sizeof vkey));
+    if (!dev_exists(akey)) {
+        char out[512];
+        LUNA_GUARD(find(c, "luna-audit-witness", "audit", audit, sizeof audit, why));
+        char *argv[] = {audit, (char *)"keygen", (char *)"--name", (char *)DEV_WITNESS_NAME,
+                        (char *)"--out", akey, NULL};
+        LUNA_GUARD(run_tool(c, argv, NULL, out, sizeof out, why));
+        LUNA_GUARD(dev_write_file(vkey, out, strlen(out), 0644));
+    }
     return demo_deployment(c, why);
 }
 
@@ -529,6 +544,38 @@ static json_t *cfg_iam(const dev_ctx *c, json_t *doc)
     return sec != NULL && json_object_set_new(doc, "iam", sec) == 0 ? doc : NULL;
 }
 
+/* A vkey file written by keygen (one line) as a JSON string. */
+static json_t *vkey_json(const dev_ctx *c, const char *rel)
+{
+    char path[DEV_PATH_MAX], line[VKEY_MAX];
+    if (dev_path(c, rel, path, sizeof path) != LUNA_OK)
+        return NULL;
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return NULL;
+    char *got = fgets(line, sizeof line, f);
+    fclose(f);
+    if (got == NULL)
+        return NULL;
+    line[strcspn(line, "\r\n")] = 0;
+    return line[0] != 0 ? json_string(line) : NULL;
+}
+
+static json_t *cfg_witness(const dev_ctx *c, json_t *doc)
+{
+    char key[DEV_PATH_MAX];
+    if (dev_path(c, "keys/witness.key", key, sizeof key) != LUNA_OK)
+        return NULL;
+    json_t *sec = json_pack("{s:s,s:s,s:s,s:o*}", "name", DEV_WITNESS_NAME, "key_file", key,
+                            "log_origin", DEV_AUDIT_ORIGIN, "log_vkey",
+                            vkey_json(c, "keys/audit.vkey"));
+    if (sec != NULL && json_object_get(sec, "log_vkey") == NULL) {
+        json_decref(sec);
+        return NULL;
+    }
+    return sec != NULL && json_object_set_new(doc, "witness", sec) == 0 ? doc : NULL;
+}
+
 static json_t *cfg_audit(const dev_ctx *c, json_t *doc)
 {
     char key[DEV_PATH_MAX];
@@ -538,11 +585,16 @@ static json_t *cfg_audit(const dev_ctx *c, json_t *doc)
     if (dev_path(c, "keys/audit.key", key, sizeof key) != LUNA_OK)
         return NULL;
     /* IAM's key set straight from IAM (refreshed, follows its rotation)
-       rather than the saved file; issuer and audience are IAM's defaults. */
+       rather than the saved file; it accepts only tokens minted for it. */
     json_t *sec = json_pack("{s:s,s:s,s:o,s:s,s:s,s:o,s:o}", "origin", "lunal.dev/audit",
                             "key_file", key, "iam", endpoint(c, "iam"), "token_issuer",
-                            "lunal://svc/iam", "token_audience", "lunal", "writers",
+                            "lunal://svc/iam", "token_audience", LUNA_AUD_AUDIT, "writers",
                             svc_list(writers), "readers", svc_list(readers));
+    /* Every new checkpoint goes to the witness (docs/audit.md section 6). */
+    if (sec != NULL && json_object_set_new(sec, "witness", endpoint(c, "witness")) != 0) {
+        json_decref(sec);
+        return NULL;
+    }
     return sec != NULL && json_object_set_new(doc, "audit", sec) == 0 ? doc : NULL;
 }
 
@@ -661,6 +713,11 @@ static json_t *cfg_gateway(const dev_ctx *c, json_t *doc)
     json_t *sec = json_pack("{s:o,s:o,s:o,s:o,s:o,s:s}", "iam", endpoint(c, "iam"), "kms",
                             endpoint(c, "kms"), "attestation", endpoint(c, "attestation"),
                             "audit", endpoint(c, "audit"), "tees", tees, "tee_ca", teeca);
+    /* GET /v1/audit/witness relays the witness's state (lunal audit verify). */
+    if (sec != NULL && json_object_set_new(sec, "witness", endpoint(c, "witness")) != 0) {
+        json_decref(sec);
+        return NULL;
+    }
     return sec != NULL && json_object_set_new(doc, "gateway", sec) == 0 ? doc : NULL;
 }
 
@@ -678,6 +735,8 @@ luna_err dev_config_write(const dev_ctx *c, const dev_comp *comp, dev_why *why)
         full = cfg_iam(c, doc);
     else if (strcmp(comp->name, "audit") == 0)
         full = cfg_audit(c, doc);
+    else if (strcmp(comp->name, "witness") == 0)
+        full = cfg_witness(c, doc);
     else if (strcmp(comp->name, "attestation") == 0)
         full = cfg_attestation(c, doc);
     else if (strcmp(comp->name, "kms") == 0)
@@ -723,6 +782,16 @@ luna_err dev_client_config_write(const dev_ctx *c, dev_why *why)
                             "developer_id", DEV_DEVELOPER, "developer_key",
                             json_object_get(dep, "developer_key"), "manifest_file", man);
     json_decref(dep);
+    /* `lunal audit verify`: the pinned log and witness keys, the kept checkpoint. */
+    char state[DEV_PATH_MAX];
+    LUNA_GUARD(dev_path(c, "client/audit.checkpoint", state, sizeof state));
+    if (doc != NULL &&
+        (json_object_set_new(doc, "audit_log_key", vkey_json(c, "keys/audit.vkey")) != 0 ||
+         json_object_set_new(doc, "audit_witness_key", vkey_json(c, "keys/witness.vkey")) != 0 ||
+         json_object_set_new(doc, "audit_state_file", json_string(state)) != 0)) {
+        json_decref(doc);
+        doc = NULL;
+    }
     luna_err err = write_json(path, doc);
     if (err != LUNA_OK)
         dev_why_set(why, "cannot write %s: %s", path, luna_strerror(err));

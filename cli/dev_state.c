@@ -23,6 +23,9 @@
 /* Ports: protocol.md's embedded defaults, all relative to the gateway's. */
 const dev_comp dev_comps[] = {
     {"iam", "luna-iam", "iam", "lunal://svc/iam", 1, {"serve", "--config", "@CONFIG@", NULL}},
+    /* Before the log: the log pushes every checkpoint to it. */
+    {"witness", "luna-audit-witness", "audit", "lunal://svc/witness", 6,
+     {"--config", "@CONFIG@", NULL}},
     {"audit", "luna-audit", "audit", "lunal://svc/audit", 4, {"--config", "@CONFIG@", NULL}},
     {"attestation", "luna-attestation", "attestation", "lunal://svc/attestation", 3,
      {"--config", "@CONFIG@", NULL}},

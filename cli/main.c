@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_offline.h"
 
 /* Defined by cli/dev.c when present (`lunal dev up|down|status`). */
 int lunal_cmd_dev(int argc, char **argv) __attribute__((weak));
@@ -20,9 +21,12 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  attestation verify --deployment NAME [--tee ID] | --batch FILE | --all\n"
+    "  attestation verify --evidence FILE --type sev-snp|tdx|sgx|nitro|tpm [--collateral DIR]\n"
+    "                     [--at TIME] [--policy FILE] [--allow-debug] [--accept-tcb S,...]\n"
+    "                     [--revocation-optional]        (offline, no network)\n"
     "  attestation history --deployment NAME | --tee ID\n"
     "  request --job NAME --data @FILE|-  [--deployment NAME] [--out FILE]\n"
-    "  audit verify|tail|proof          keys list|rotate|revoke\n"
+    "  audit verify|proof|tail|checkpoint  keys list|rotate|revoke\n"
     "  tee list|register|quarantine     deployment register|list\n"
     "  tenant ...   apikey ...   client register   data put|get|list|rm\n"
     "  dev up|down|status\n"
@@ -104,6 +108,10 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return CLI_OK;
     }
+    /* The offline form needs no client configuration and no network. */
+    if (strcmp(argv[0], "attestation") == 0 && argc > 1 && strcmp(argv[1], "verify") == 0 &&
+        cli_offline_wanted(argc - 1, argv + 1))
+        return cli_cmd_offline_verify(&g, argc - 1, argv + 1);
     if (strcmp(argv[0], "attestation") == 0)
         return cli_cmd_attestation(&g, argc, argv);
     if (strcmp(argv[0], "request") == 0)
@@ -113,7 +121,9 @@ int main(int argc, char **argv)
             return cli_usage_error("dev: not built into this lunal");
         return lunal_cmd_dev(argc, argv);
     }
-    if (strcmp(argv[0], "audit") == 0 || strcmp(argv[0], "keys") == 0 ||
+    if (strcmp(argv[0], "audit") == 0)
+        return cli_cmd_audit(&g, argc, argv);
+    if (strcmp(argv[0], "keys") == 0 ||
         strcmp(argv[0], "tee") == 0 || strcmp(argv[0], "deployment") == 0 ||
         strcmp(argv[0], "tenant") == 0 || strcmp(argv[0], "apikey") == 0 ||
         strcmp(argv[0], "client") == 0 || strcmp(argv[0], "data") == 0)

@@ -8,3 +8,5 @@ pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3>=3.35)
 pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 find_package(Threads REQUIRED)
+# tpm2-tss (libtss2-dev): only the TEE host's live TPM path links it (tee/host_tpm.c).
+pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-mu tss2-tctildr)

@@ -30,7 +30,9 @@ typedef struct host_settings {
     char listen_address[64];
     uint16_t listen_port;
     char tls_cert[HOST_PATH_MAX + 1], tls_key[HOST_PATH_MAX + 1], tls_ca[HOST_PATH_MAX + 1];
-    char platform_dir[HOST_PATH_MAX + 1];
+    bool tpm;                         /* platform "tpm": evidence from a TPM 2.0 quote */
+    char tcti[257];                   /* its TCTI (tee/host_tpm.h, HOST_TPM_TCTI_MAX) */
+    char platform_dir[HOST_PATH_MAX + 1]; /* platform "sim" only */
     char runtime[HOST_PATH_MAX + 1];
     uint32_t tcb_level;
     bool debug;
@@ -73,6 +75,17 @@ typedef struct host_evidence_in {
 } host_evidence_in;
 
 #define HOST_EVIDENCE_MAX 4096
+
+/* ---- TPM platform (host_platform_tpm.c, docs/tpm-live.md) ---- */
+struct host_tpm;
+/*
+ * TPM evidence for one runtime: PCR 23 := its measurement (reset +
+ * extend), a quote over the binding of (nonce, keys), the keys beside it
+ * (LTQ1, out of HOST_EVIDENCE_MAX bytes).  in->signer, memory_digest and
+ * debug have no place in a quote and are not used.
+ */
+luna_err host_platform_tpm_evidence(struct host_tpm *t, const host_evidence_in *in, uint8_t *out,
+                                    size_t cap, size_t *out_len) LUNA_MUST_CHECK;
 /* Signs sim evidence (out of HOST_EVIDENCE_MAX bytes). */
 luna_err host_platform_sign(host_platform *p, const host_evidence_in *in, uint8_t *out,
                             size_t cap, size_t *out_len) LUNA_MUST_CHECK;

@@ -1,8 +1,10 @@
 /*
- * host_config.c - the SIMULATED platform's config file: the common keys
- * (docs/config.md) plus the "tee_host" section (docs/tee.md).  The only
- * file of the host that includes luna/config.h.  Must refuse a production
- * profile: the sim platform is insecure by design.
+ * host_config.c - the TEE host's config file: the common keys
+ * (docs/config.md) plus the "tee_host" section (docs/tee.md; platform
+ * "sim", the default, or "tpm", docs/tpm-live.md).  The only file of the
+ * host that includes luna/config.h.  Must refuse a production profile: the
+ * sim platform is insecure by design, and the TPM host measures the
+ * runtime in its own (trusted, unencrypted) software.
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,9 +34,18 @@ static const luna_json_schema tee_schema = {tee_fields, 4, NULL};
 static const luna_json_field tee_item = {.name = "tee", .type = LUNA_JSON_T_OBJECT,
                                          .object = &tee_schema};
 
+static const luna_json_field tpm_fields[] = {
+    {.name = "tcti", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = 256, .pattern = LUNA_JSON_PAT_PRINTABLE},
+};
+static const luna_json_schema tpm_schema = {tpm_fields, 1, NULL};
+static const char *const platforms[] = {"sim", "tpm", NULL};
+
 static const luna_json_field section_fields[] = {
-    {.name = "platform_dir", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
-     .min_len = 1, .max_len = HOST_PATH_MAX},
+    {.name = "platform", .type = LUNA_JSON_T_STRING, .min_len = 3, .max_len = 3,
+     .one_of = platforms},
+    {.name = "tpm", .type = LUNA_JSON_T_OBJECT, .object = &tpm_schema},
+    {.name = "platform_dir", .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = HOST_PATH_MAX},
     {.name = "runtime", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
      .max_len = HOST_PATH_MAX},
     {.name = "tcb_level", .type = LUNA_JSON_T_INT, .min = 0, .max = UINT32_MAX},
@@ -43,7 +54,7 @@ static const luna_json_field section_fields[] = {
     {.name = "tees", .type = LUNA_JSON_T_ARRAY, .flags = LUNA_JSON_REQUIRED, .min_len = 0,
      .max_len = HOST_MAX_TEES, .items = &tee_item},
 };
-static const luna_json_schema section_schema = {section_fields, 6, NULL};
+static const luna_json_schema section_schema = {section_fields, 8, NULL};
 static const luna_json_field top_fields[] = {
     {.name = "tee_host", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
      .object = &section_schema},
@@ -92,8 +103,25 @@ luna_err host_settings_load(const char *path, host_settings *out, char *msg, siz
     LUNA_TRY(copy(out->tls_cert, sizeof(out->tls_cert), c->tls_cert), out);
     LUNA_TRY(copy(out->tls_key, sizeof(out->tls_key), c->tls_key), out);
     LUNA_TRY(copy(out->tls_ca, sizeof(out->tls_ca), c->tls_ca), out);
-    LUNA_TRY(luna_json_get_string(root, "tee_host.platform_dir", &s, NULL), out);
-    LUNA_TRY(copy(out->platform_dir, sizeof(out->platform_dir), s), out);
+    if (luna_json_get_string(root, "tee_host.platform", &s, NULL) == LUNA_OK &&
+        strcmp(s, "tpm") == 0) {
+        /* The TPM names its own keys: no sim vendor folder, and no TCTI
+           default (a host must never quote from a TPM it was not told of). */
+        if (luna_json_get_string(root, "tee_host.tpm.tcti", &s, NULL) != LUNA_OK) {
+            snprintf(msg, msg_cap, "config: tee_host.tpm.tcti: required for platform \"tpm\"");
+            err = LUNA_ERR_CONFIG;
+            goto out;
+        }
+        LUNA_TRY(copy(out->tcti, sizeof(out->tcti), s), out);
+        out->tpm = true;
+    } else {
+        if (luna_json_get_string(root, "tee_host.platform_dir", &s, NULL) != LUNA_OK) {
+            snprintf(msg, msg_cap, "config: tee_host.platform_dir: required for platform \"sim\"");
+            err = LUNA_ERR_CONFIG;
+            goto out;
+        }
+        LUNA_TRY(copy(out->platform_dir, sizeof(out->platform_dir), s), out);
+    }
     LUNA_TRY(luna_json_get_string(root, "tee_host.runtime", &s, NULL), out);
     LUNA_TRY(copy(out->runtime, sizeof(out->runtime), s), out);
     out->tcb_level = 1;

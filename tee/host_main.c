@@ -1,6 +1,8 @@
 /*
  * host_main.c - luna-tee-host, the SIMULATED TEE platform
- * (lunal://svc/tee-host; INSECURE, development only; docs/tee.md).
+ * (lunal://svc/tee-host; INSECURE, development only; docs/tee.md), or,
+ * with tee_host.platform "tpm", a host whose evidence is a TPM 2.0 quote
+ * of its own measurement of the runtime (docs/tpm-live.md).
  *
  *   luna-tee-host init-platform --dir DIR [--tcb-level N]
  *   luna-tee-host measure --runtime FILE --bundle FILE --config FILE
@@ -32,6 +34,7 @@
 #include <jansson.h>
 
 #include "host.h"
+#include "host_tpm.h"
 #include "ipc.h"
 #include "luna/bytes.h"
 #include "luna/crypto.h"
@@ -73,7 +76,8 @@ typedef struct host_tee {
 
 struct host_ctx {
     host_settings s;
-    host_platform *platform;
+    host_platform *platform; /* platform "sim" */
+    host_tpm *tpm;           /* platform "tpm" */
     struct event_base *base;
     luna_http_server *srv;
     host_tee tees[HOST_MAX_TEES];
@@ -160,6 +164,8 @@ static luna_err evidence_for(host_tee *t, const uint8_t nonce[32], const uint8_t
         memcpy(t->mr_enclave, mr, 32);
     }
     host_evidence_in in = {mr, t->signer, x25519, ed25519, nonce, mem, t->ctx->s.debug};
+    if (t->ctx->tpm != NULL)
+        return host_platform_tpm_evidence(t->ctx->tpm, &in, out, cap, out_len);
     return host_platform_sign(t->ctx->platform, &in, out, cap, out_len);
 }
 
@@ -248,8 +254,8 @@ static luna_err admit(host_tee *t, const luna_tee_msg *m, char **cert, char **re
              out);
     /* 3. Admission. */
     snprintf(address, sizeof(address), "127.0.0.1:%u", (unsigned)m->port);
-    req = json_pack("{s:s, s:s, s:s}", "tee_id", t->ts->id, "evidence_type", "sim", "address",
-                    address);
+    req = json_pack("{s:s, s:s, s:s}", "tee_id", t->ts->id, "evidence_type",
+                    c->tpm != NULL ? "tpm" : "sim", "address", address);
     LUNA_TRY_ENSURE(req != NULL, LUNA_ERR_NOMEM, out);
     LUNA_TRY(b64_into(req, "evidence", ev, ev_len), out);
     LUNA_TRY(b64_into(req, "tls_spki", m->spki, m->spki_len), out);
@@ -322,7 +328,8 @@ static void on_loaded(host_tee *t, const luna_tee_msg *m)
         r.mr_signer = t->signer;
         LUNA_LOGF(LUNA_LOG_INFO, COMPONENT, "runtime measured", LUNA_LOG_STR("tee_id", t->ts->id),
                   LUNA_LOG_INT("pid", t->pid), LUNA_LOG_STR("mr_enclave", mr),
-                  LUNA_LOG_STR("mr_signer", sg), LUNA_LOG_BOOL("simulated", true));
+                  LUNA_LOG_STR("mr_signer", sg),
+                  LUNA_LOG_BOOL("simulated", t->ctx->tpm == NULL));
     }
     if (luna_tee_ipc_send(t->fd, &r) != LUNA_OK)
         tee_exited(t);
@@ -482,6 +489,10 @@ static void handle_tcb(luna_http_request *req, void *arg)
     host_ctx *c = arg;
     const uint8_t *doc;
     size_t len;
+    if (c->platform == NULL) {
+        luna_http_reply_err(req, LUNA_ERR_NOT_FOUND); /* a TPM has no sim collateral */
+        return;
+    }
     luna_err err = host_platform_tcb(c->platform, &doc, &len);
     if (err != LUNA_OK) {
         luna_http_reply_err(req, err);
@@ -493,6 +504,10 @@ static void handle_tcb(luna_http_request *req, void *arg)
 static void handle_root(luna_http_request *req, void *arg)
 {
     host_ctx *c = arg;
+    if (c->platform == NULL) {
+        luna_http_reply_err(req, LUNA_ERR_NOT_FOUND);
+        return;
+    }
     luna_http_reply(req, 200, "application/x-pem-file", c->vendor_pem, c->vendor_pem_len);
 }
 
@@ -510,9 +525,11 @@ static void handle_tees(luna_http_request *req, void *arg)
                                               (json_int_t)t->pid, "mr_enclave", mr, "mr_signer",
                                               sg, "port", (json_int_t)t->port));
     }
-    json_t *ans = json_pack("{s:b, s:s, s:o}", "simulated", 1, "platform",
-                            "SIMULATED - INSECURE (development only)", "tees",
-                            list != NULL ? list : json_array());
+    bool tpm = c->tpm != NULL;
+    json_t *ans = json_pack("{s:b, s:s, s:o}", "simulated", tpm ? 0 : 1, "platform",
+                            tpm ? "TPM 2.0 quote of a host measurement (no memory encryption)"
+                                : "SIMULATED - INSECURE (development only)",
+                            "tees", list != NULL ? list : json_array());
     if (ans == NULL) {
         luna_http_reply_err(req, LUNA_ERR_NOMEM);
         return;
@@ -521,18 +538,18 @@ static void handle_tees(luna_http_request *req, void *arg)
     json_decref(ans);
 }
 
-static int cmd_run(const char *config_path)
+/* The evidence source: a TPM (platform "tpm") or the sim vendor keys. */
+static luna_err open_platform(host_ctx *c)
 {
-    static host_ctx ctx; /* large: keep it off the stack */
-    host_ctx *c = &ctx;
-    char msg[512];
     luna_err err;
-    int rc = 1;
-
-    err = host_settings_load(config_path, &c->s, msg, sizeof(msg));
-    if (err != LUNA_OK) {
-        fprintf(stderr, "luna-tee-host: %s\n", msg);
-        return 2;
+    if (c->s.tpm) {
+        LUNA_LOGF(LUNA_LOG_WARN, COMPONENT,
+                  "TPM platform: quotes of the host's own measurement, no memory encryption",
+                  LUNA_LOG_BOOL("simulated", false));
+        err = host_tpm_open(c->s.tcti, &c->tpm);
+        if (err != LUNA_OK)
+            LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "TPM unavailable", LUNA_LOG_ERR("error", err));
+        return err;
     }
     LUNA_LOGF(LUNA_LOG_WARN, COMPONENT, "SIMULATED TEE platform: insecure, development only",
               LUNA_LOG_BOOL("simulated", true));
@@ -548,10 +565,26 @@ static int cmd_run(const char *config_path)
         free(pem);
         err = host_platform_open(c->s.platform_dir, c->s.tcb_level, &c->platform);
     }
-    if (err != LUNA_OK) {
+    if (err != LUNA_OK)
         LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "platform keys unavailable", LUNA_LOG_ERR("error", err));
+    return err;
+}
+
+static int cmd_run(const char *config_path)
+{
+    static host_ctx ctx; /* large: keep it off the stack */
+    host_ctx *c = &ctx;
+    char msg[512];
+    luna_err err;
+    int rc = 1;
+
+    err = host_settings_load(config_path, &c->s, msg, sizeof(msg));
+    if (err != LUNA_OK) {
+        fprintf(stderr, "luna-tee-host: %s\n", msg);
         return 2;
     }
+    if (open_platform(c) != LUNA_OK)
+        return 2;
     c->base = event_base_new();
     luna_http_server_opts so = {.component = COMPONENT,
                                 .bind_addr = c->s.listen_address,
@@ -606,6 +639,7 @@ out:
     if (c->base != NULL)
         event_base_free(c->base);
     host_platform_free(c->platform);
+    host_tpm_free(c->tpm);
     return rc;
 }
 

@@ -53,6 +53,7 @@ typedef struct rt_state {
     luna_secret *arena;
     /* after admission */
     char *report;
+    char evidence_type[16]; /* "sim", "tpm", ...: the type the admission appraised */
     int cert_fd, key_fd;
     char cert_path[RT_PATH_MAX], key_path[RT_PATH_MAX];
     /* request ids already served (replay) */

@@ -171,7 +171,7 @@ static luna_err get_otk(rt_state *rt, const char *otk_id, const luna_envelope_he
     LUNA_TRY_ENSURE(ev != NULL, LUNA_ERR_NOMEM, out);
     LUNA_TRY(rt_evidence(rt, nonce, ev, LUNA_TEE_IPC_EVIDENCE_MAX, &ev_len), out);
     req = json_pack("{s:s, s:s, s:s, s:s}", "tee_id", rt->tee_id, "otk_id", otk_id,
-                    "evidence_type", "sim", "report", rt->report);
+                    "evidence_type", rt->evidence_type, "report", rt->report);
     LUNA_TRY_ENSURE(req != NULL, LUNA_ERR_NOMEM, out);
     LUNA_TRY(set_b64(req, "nonce", nonce, sizeof(nonce)), out);
     LUNA_TRY(set_b64(req, "evidence", ev, ev_len), out);
@@ -370,7 +370,7 @@ static void handle_evidence(luna_http_request *req, void *arg)
     ev = malloc(LUNA_TEE_IPC_EVIDENCE_MAX);
     LUNA_TRY_ENSURE(ev != NULL, LUNA_ERR_NOMEM, out);
     LUNA_TRY(rt_evidence(rt, nonce, ev, LUNA_TEE_IPC_EVIDENCE_MAX, &ev_len), out);
-    ans = json_pack("{s:s}", "evidence_type", "sim");
+    ans = json_pack("{s:s}", "evidence_type", rt->evidence_type);
     LUNA_TRY_ENSURE(ans != NULL, LUNA_ERR_NOMEM, out);
     LUNA_TRY(set_b64(ans, "evidence", ev, ev_len), out);
     luna_http_reply_json(req, 200, ans);
@@ -388,9 +388,14 @@ static void handle_info(luna_http_request *req, void *arg)
     json_t *jobs = json_array();
     for (size_t i = 0; jobs != NULL && i < rt->manifest.n_jobs; i++)
         json_array_append_new(jobs, json_string(rt->manifest.jobs[i]));
+    bool sim = strcmp(rt->evidence_type, "sim") == 0;
+    bool tpm = strcmp(rt->evidence_type, "tpm") == 0;
     json_t *ans = json_pack("{s:s, s:s, s:s, s:b, s:s, s:b, s:s, s:s, s:o}", "tee_id", rt->tee_id,
-                            "deployment_id", rt->manifest.name, "evidence_type", "sim",
-                            "simulated", 1, "platform", "SIMULATED - INSECURE (development only)",
+                            "deployment_id", rt->manifest.name, "evidence_type",
+                            rt->evidence_type, "simulated", sim ? 1 : 0, "platform",
+                            sim   ? "SIMULATED - INSECURE (development only)"
+                            : tpm ? "TPM 2.0 quote of a host measurement (no memory encryption)"
+                                  : "hardware TEE",
                             "measurement_matches_manifest", rt->measurement_matches ? 1 : 0,
                             "manifest", rt->manifest_jws, "report", rt->report, "jobs",
                             jobs != NULL ? jobs : json_array());

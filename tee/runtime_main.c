@@ -131,6 +131,9 @@ luna_err rt_evidence(rt_state *rt, const uint8_t nonce[32], uint8_t *ev, size_t 
     LUNA_ENSURE(ans.evidence_len <= cap, LUNA_ERR_TOO_LARGE);
     memcpy(ev, ans.evidence, ans.evidence_len);
     *ev_len = ans.evidence_len;
+    /* Named by what the host produced; the verifiers refuse a wrong name. */
+    bool tpm = ans.evidence_len >= 4 && memcmp(ans.evidence, "LTQ1", 4) == 0;
+    snprintf(rt->evidence_type, sizeof(rt->evidence_type), "%s", tpm ? "tpm" : "sim");
     return LUNA_OK;
 }
 
@@ -257,6 +260,42 @@ static luna_err memfd_with(const char *name, const void *data, size_t len, int *
     return LUNA_OK;
 }
 
+/*
+ * The evidence type the attestation service appraised, from the admission
+ * report's claims: the runtime only labels itself with it (the KMS and the
+ * verifiers check the evidence itself), so the report is read, not
+ * verified; anything outside the known names is ignored.  A report that
+ * names no type (test stubs) keeps the type of the evidence last seen,
+ * "sim" before any.
+ */
+static luna_err type_from_report(rt_state *rt)
+{
+    static const char *const known[] = {"sim", "sev-snp", "tdx", "sgx", "nitro", "tpm"};
+    const char *dot1 = strchr(rt->report, '.');
+    const char *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
+    if (dot2 == NULL)
+        return LUNA_ERR_FORMAT;
+    size_t n = (size_t)(dot2 - dot1 - 1), len = 0;
+    uint8_t *payload = malloc(n + 1);
+    if (payload == NULL)
+        return LUNA_ERR_NOMEM;
+    luna_err err = luna_b64url_decode(dot1 + 1, n, payload, n + 1, &len);
+    json_t *claims = err == LUNA_OK ? json_loadb((const char *)payload, len,
+                                                 JSON_REJECT_DUPLICATES, NULL)
+                                    : NULL;
+    free(payload);
+    const char *t = json_string_value(json_object_get(claims, "evidence_type"));
+    err = LUNA_ERR_FORMAT;
+    for (size_t i = 0; t != NULL && i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(t, known[i]) == 0) {
+            snprintf(rt->evidence_type, sizeof(rt->evidence_type), "%s", known[i]);
+            err = LUNA_OK;
+        }
+    }
+    json_decref(claims);
+    return err;
+}
+
 static luna_err install_identity(rt_state *rt, const luna_tee_msg *ans)
 {
     BIO *bio = BIO_new(BIO_s_secmem());
@@ -271,7 +310,12 @@ static luna_err install_identity(rt_state *rt, const luna_tee_msg *ans)
     LUNA_GUARD(memfd_with("lunal-tee-cert", ans->cert, ans->cert_len, &rt->cert_fd, rt->cert_path,
                           sizeof(rt->cert_path)));
     rt->report = strndup((const char *)ans->report, ans->report_len);
-    return rt->report != NULL ? LUNA_OK : LUNA_ERR_NOMEM;
+    if (rt->report == NULL)
+        return LUNA_ERR_NOMEM;
+    if (type_from_report(rt) != LUNA_OK)
+        LUNA_LOGF(LUNA_LOG_WARN, RT_COMPONENT, "admission report names no evidence type",
+                  LUNA_LOG_STR("evidence_type", rt->evidence_type));
+    return LUNA_OK;
 }
 
 static luna_err admit(rt_state *rt)
@@ -326,6 +370,7 @@ int main(int argc, char **argv)
         die("hardening failed", err, 1);
     rt->ipc = atoi(fd_s);
     rt->cert_fd = rt->key_fd = -1;
+    snprintf(rt->evidence_type, sizeof(rt->evidence_type), "sim");
     signal(SIGPIPE, SIG_IGN);
     if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
         die("crypto init failed", LUNA_ERR_CRYPTO, 1);

@@ -53,6 +53,8 @@ typedef struct luna_verifier luna_verifier;
 #define ATT_BUILD_HASH_MAX 80      /* "sha256:" + 64 hex */
 #define ATT_VERSION_MAX 32
 #define ATT_MAX_ANCHORS 16
+#define ATT_TPM_SIGNERS_MAX 8      /* enrolled AKs (LUNA_POLICY_MAX_SIGNERS) */
+#define ATT_TPM_SIGNER_MAX 66      /* AK qualified name: nameAlg || digest */
 #define ATT_EVIDENCE_MAX (64u * 1024u) /* = LUNA_VERIFY_EVIDENCE_MAX */
 #define ATT_TLS_SPKI_MAX 512
 #define ATT_HISTORY_PAGE_MAX 100
@@ -90,6 +92,15 @@ typedef struct att_settings {
     const char *tls_ca;
     const char *storage_url;
     bool allow_sim;
+    /* Type "tpm" (docs/tpm-live.md): the AK enrolment CA (PEM, the only
+       TPM anchor), the AK certificates + CRL (LHC1 bundle) and the AK
+       qualified names allowed as signers for every deployment. */
+    bool allow_tpm;
+    const char *tpm_ak_ca;
+    const char *tpm_collateral;
+    size_t n_tpm_signers;
+    uint8_t tpm_signers[ATT_TPM_SIGNERS_MAX][ATT_TPM_SIGNER_MAX];
+    size_t tpm_signer_len[ATT_TPM_SIGNERS_MAX];
     size_t n_anchors;
     const char *anchors[ATT_MAX_ANCHORS];
     uint32_t min_tcb_level;
@@ -110,6 +121,7 @@ typedef struct att_settings {
     const char *tee_ca_dir;      /* the TEE CA (created when absent) */
     const char *tee_ca_pass;     /* passphrase file, or NULL: environment */
     const char *iam_jwks;        /* IAM's public keys (operator tokens) */
+    const char *token_audience;  /* "aud" of operator tokens: LUNA_AUD_ATTESTATION */
     size_t n_deployments;
     att_deployment deployments[ATT_MAX_DEPLOYMENTS];
 } att_settings;
@@ -278,10 +290,13 @@ typedef struct att_registry_entry {
 luna_err att_kms_get_tee(const att_peers *p, const char *tee_id,
                          att_registry_entry *out) LUNA_MUST_CHECK;
 /* POST /v1/kms/tees/{id}/activate with the evidence (the KMS re-verifies)
-   and the keys it binds, which the KMS records as the TEE's attested keys. */
+   and the keys it binds, which the KMS records as the TEE's attested keys.
+   nonce (ATT_NONCE_LEN, or NULL) is the one the evidence answered: formats
+   without a clock (TPM) bind the keys through it alone. */
 luna_err att_kms_activate(const att_peers *p, const char *tee_id, const char *evidence_type,
                           const uint8_t *ev, size_t ev_len, const uint8_t tee_kx[ATT_KEY_LEN],
-                          const uint8_t tee_sign[ATT_KEY_LEN]) LUNA_MUST_CHECK;
+                          const uint8_t tee_sign[ATT_KEY_LEN],
+                          const uint8_t *nonce) LUNA_MUST_CHECK;
 /* POST /v1/kms/tees/{id}/quarantine: status quarantined, every bound key revoked. */
 luna_err att_kms_quarantine(const att_peers *p, const char *tee_id, const char *reason,
                             const char *att_id) LUNA_MUST_CHECK;

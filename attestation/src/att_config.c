@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/config.h"
 #include "luna/json.h"
@@ -52,7 +53,20 @@ static const luna_json_schema deployment_schema = {deployment_fields, 8, NULL};
 static const luna_json_field deployment_item = {.name = "item", .type = LUNA_JSON_T_OBJECT,
                                                 .object = &deployment_schema};
 
+static const luna_json_field tpm_name_item = {.name = "ak_name", .type = LUNA_JSON_T_HEX,
+                                              .min_len = 34, .max_len = ATT_TPM_SIGNER_MAX};
+static const luna_json_field tpm_fields[] = {
+    {.name = "ak_ca", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = 4096},
+    {.name = "collateral", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
+     .min_len = 1, .max_len = 4096},
+    {.name = "ak_names", .type = LUNA_JSON_T_ARRAY, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = ATT_TPM_SIGNERS_MAX, .items = &tpm_name_item},
+};
+static const luna_json_schema tpm_schema = {tpm_fields, 3, NULL};
+
 static const luna_json_field section_fields[] = {
+    {.name = "tpm", .type = LUNA_JSON_T_OBJECT, .object = &tpm_schema},
     {.name = "interval_seconds", .type = LUNA_JSON_T_INT, .min = 1, .max = 86400},
     {.name = "grace_seconds", .type = LUNA_JSON_T_INT, .min = 0, .max = 86400},
     {.name = "report_lifetime_seconds", .type = LUNA_JSON_T_INT, .min = 1, .max = 172800},
@@ -79,6 +93,8 @@ static const luna_json_field section_fields[] = {
     {.name = "tee_ca_passphrase_file", .type = LUNA_JSON_T_STRING, .min_len = 1,
      .max_len = 4096},
     {.name = "iam_jwks", .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = 4096},
+    {.name = "token_audience", .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = 256,
+     .pattern = LUNA_JSON_PAT_PRINTABLE},
     {.name = "deployments", .type = LUNA_JSON_T_ARRAY, .flags = LUNA_JSON_REQUIRED,
      .min_len = 1, .max_len = ATT_MAX_DEPLOYMENTS, .items = &deployment_item},
 };
@@ -239,14 +255,38 @@ luna_err att_config_load(const char *path, att_config **out, char *msg, size_t m
     s->tls_ca = cc->tls_ca;
     s->storage_url = cc->storage_url;
     s->allow_sim = luna_config_evidence_allowed(c->cfg, "sim");
+    s->allow_tpm = luna_config_evidence_allowed(c->cfg, "tpm");
     for (size_t i = 0; i < cc->n_evidence; i++) {
-        if (strcmp(cc->evidence[i], "sim") != 0) {
-            /* Hardware backends arrive through the verifier later; until
-               then a config that asks for one is refused, not ignored. */
-            snprintf(msg, msg_cap, "config: attestation.allowed_evidence: only \"sim\" has a "
-                                   "backend in this build");
+        if (strcmp(cc->evidence[i], "sim") != 0 && strcmp(cc->evidence[i], "tpm") != 0) {
+            /* Other hardware types need their collateral wiring here
+               first; until then a config that asks for one is refused. */
+            snprintf(msg, msg_cap, "config: attestation.allowed_evidence: only \"sim\" and "
+                                   "\"tpm\" are wired in this service");
             err = LUNA_ERR_CONFIG;
             goto out;
+        }
+    }
+    if (s->allow_tpm) {
+        const json_t *names;
+        size_t nn;
+        if (luna_json_get_string(root, "attestation_service.tpm.ak_ca", &s->tpm_ak_ca, NULL) !=
+                LUNA_OK ||
+            luna_json_get_string(root, "attestation_service.tpm.collateral", &s->tpm_collateral,
+                                 NULL) != LUNA_OK ||
+            luna_json_get_array(root, "attestation_service.tpm.ak_names", &names, &nn) !=
+                LUNA_OK) {
+            snprintf(msg, msg_cap, "config: attestation_service.tpm: required when tpm "
+                                   "evidence is allowed");
+            err = LUNA_ERR_CONFIG;
+            goto out;
+        }
+        for (size_t i = 0; i < nn && i < ATT_TPM_SIGNERS_MAX; i++) {
+            const char *hx = json_string_value(json_array_get(names, i));
+            LUNA_TRY_ENSURE(hx != NULL, LUNA_ERR_CONFIG, bad);
+            LUNA_TRY(luna_hex_decode(hx, strlen(hx), s->tpm_signers[i], ATT_TPM_SIGNER_MAX,
+                                     &s->tpm_signer_len[i]),
+                     bad);
+            s->n_tpm_signers++;
         }
     }
     s->n_anchors = cc->n_trust_anchors;
@@ -281,6 +321,16 @@ luna_err att_config_load(const char *path, att_config **out, char *msg, size_t m
         s->tee_ca_pass = str;
     if (luna_json_get_string(root, "attestation_service.iam_jwks", &str, NULL) == LUNA_OK)
         s->iam_jwks = str;
+    /* Operator tokens minted for this service alone, in every profile. */
+    s->token_audience = LUNA_AUD_ATTESTATION;
+    if (luna_json_get_string(root, "attestation_service.token_audience", &str, NULL) == LUNA_OK)
+        s->token_audience = str;
+    if (luna_aud_check_config(s->token_audience, LUNA_AUD_ATTESTATION) != LUNA_OK) {
+        snprintf(msg, msg_cap,
+                 "config: attestation_service.token_audience: must be " LUNA_AUD_ATTESTATION);
+        err = LUNA_ERR_CONFIG;
+        goto out;
+    }
     LUNA_TRY(luna_json_get_array(root, "attestation_service.deployments", &arr, &n), bad);
     for (size_t i = 0; i < n; i++) {
         att_deployment *d = &s->deployments[s->n_deployments];

@@ -200,6 +200,13 @@ static json_t *build_answer(att_service *svc, const att_result *r)
                             json_string("not provided: simulated platform, development only"));
         json_object_set_new(plat, "secure_boot",
                             json_string("not provided: simulated platform, development only"));
+    } else if (strcmp(r->evidence_type, "tpm") == 0) {
+        /* A TPM quote proves what the host measured into PCR 23, signed by
+           an enrolled TPM: no memory encryption, no isolation from the host. */
+        json_object_set_new(plat, "environment",
+                            json_string("TPM 2.0 quote of a host-measured runtime"));
+        json_object_set_new(plat, "memory_encryption",
+                            json_string("not provided: TPM 2.0 quote, no memory encryption"));
     }
     json_object_set_new(att, "platform_verification", plat);
     if (ok) {
@@ -307,8 +314,17 @@ static void quarantine(att_worker *w, const char *tee_id, const char *deployment
     att_alert(&svc->peers, "tee.quarantined", tee_id, reason, att_id);
     if (err != LUNA_OK && err != LUNA_ERR_CONFLICT)
         att_alert(&svc->peers, "kms.quarantine_failed", tee_id, luna_errname(err), att_id);
-    att_logged(att_audit(&svc->peers, ATT_IDENTITY, "tee.quarantine", tee_id, deployment_id, att_id,
-                    true, false, reason, NULL));
+    /* Quarantine is the closed direction, so it is never undone for want
+       of an audit entry; the entry is retried and, when the log stays
+       unavailable, that is an alert of its own (the TEE stays out). */
+    for (tries = 0; tries < 3; tries++) {
+        err = att_audit(&svc->peers, ATT_IDENTITY, "tee.quarantine", tee_id, deployment_id, att_id,
+                        true, false, reason, NULL);
+        if (err == LUNA_OK)
+            break;
+    }
+    if (err != LUNA_OK)
+        att_alert(&svc->peers, "audit.quarantine_not_recorded", tee_id, luna_errname(err), att_id);
 }
 
 static bool abnormal(const att_result *r)
@@ -428,18 +444,23 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
         return;
     }
     if (kind == ATT_KIND_REINSTATE) {
-        err = att_kms_activate(&svc->peers, r.tee_id, r.evidence_type, ev, ev_len,
-                               r.ap.claims.tee_kx, r.ap.claims.tee_sign);
-        if (err != LUNA_OK) {
-            error_answer(ans, 503, "kms_refused", "the KMS did not re-activate the TEE");
-            goto out;
-        }
+        /* Fail closed: audited before the KMS re-activates anything. */
         err = att_audit(&svc->peers, actor, "tee.reinstate", r.tee_id, r.deployment_id, r.att_id,
                         true, false, "fresh attestation verified", request_id);
         if (err != LUNA_OK) {
-            /* Not audited, not done: put the registry back. */
-            att_logged(att_kms_quarantine(&svc->peers, r.tee_id, "reinstate_not_audited", r.att_id));
-            error_answer(ans, 503, "audit_unavailable", "the reinstatement could not be audited");
+            LUNA_LOGF(LUNA_LOG_ERROR, ATT_COMPONENT,
+                      "reinstatement refused: audit log unavailable",
+                      LUNA_LOG_STR("tee_id", r.tee_id));
+            error_answer(ans, 503, "audit_unavailable",
+                         "the reinstatement was refused: its audit entry could not be written");
+            goto out;
+        }
+        err = att_kms_activate(&svc->peers, r.tee_id, r.evidence_type, ev, ev_len,
+                               r.ap.claims.tee_kx, r.ap.claims.tee_sign, nonce);
+        if (err != LUNA_OK) {
+            att_logged(att_audit(&svc->peers, actor, "tee.reinstate", r.tee_id, r.deployment_id,
+                                 r.att_id, false, false, "kms_refused", request_id));
+            error_answer(ans, 503, "kms_refused", "the KMS did not re-activate the TEE");
             goto out;
         }
         pthread_mutex_lock(&svc->state_lock);
@@ -532,7 +553,13 @@ void att_engine_admit(att_worker *w, const att_admit_input *in, const char *requ
                      "the registry status is neither pending nor active", request_id);
         return;
     }
-    if (att_db_get_tee(w->db, r.tee_id, &tee) == LUNA_OK && tee.state == ATT_TEE_REVOKED) {
+    bool was_active = false;
+    if (att_db_get_tee(w->db, r.tee_id, &tee) == LUNA_OK) {
+        was_active = tee.state == ATT_TEE_ACTIVE;
+    } else {
+        memset(&tee, 0, sizeof tee);
+    }
+    if (tee.state == ATT_TEE_REVOKED) {
         admit_refuse(w, &r, ans, 409, "tee_revoked", "the TEE is revoked; revoked is final",
                      request_id);
         return;
@@ -555,6 +582,12 @@ void att_engine_admit(att_worker *w, const att_admit_input *in, const char *requ
     }
     if (!r.ap.ok) {
         admit_refuse(w, &r, ans, 403, r.ap.reason, r.ap.message, request_id);
+        /* An admitted TEE id now presented by a runtime whose evidence
+           fails (a restart from a swapped binary is how a measured process
+           changes its code: see docs/attestation.md) is abnormal evidence
+           for that TEE: quarantine it now, not at the next round. */
+        if (was_active)
+            quarantine(w, r.tee_id, r.deployment_id, r.reason, r.att_id);
         return;
     }
     if (luna_pki_pubkey_from_der(in->tls_spki, in->tls_spki_len, &pub) != LUNA_OK) {
@@ -567,23 +600,31 @@ void att_engine_admit(att_worker *w, const att_admit_input *in, const char *requ
         error_answer(ans, 500, "internal", "report signing failed");
         goto out;
     }
-    err = att_kms_activate(&svc->peers, r.tee_id, r.evidence_type, in->evidence, in->evidence_len,
-                           r.ap.claims.tee_kx, r.ap.claims.tee_sign);
-    if (err != LUNA_OK) {
-        error_answer(ans, err == LUNA_ERR_UNAVAILABLE ? 503 : 403, "kms_refused",
-                     "the KMS did not activate the TEE");
-        goto out;
-    }
     snprintf(identity, sizeof identity, "lunal://tee/%s", r.tee_id);
     if (luna_pki_validity_hours(svc->s->tee_cert_hours, &nb, &na) != LUNA_OK ||
         luna_pki_issue(svc->tee_ca, pub, identity, nb, na, &cert) != LUNA_OK) {
         error_answer(ans, 500, "internal", "certificate issue failed");
         goto out;
     }
-    /* Audited before the certificate leaves: no audit, no certificate. */
+    /* Fail closed: the entry is written (receipt checked) before anything
+       acts - before the KMS activates the TEE and before the certificate
+       leaves.  No audit, no admission: the registry keeps its status. */
     if (att_audit(&svc->peers, ATT_HOST_IDENTITY, "tee.admit", r.tee_id, r.deployment_id,
                   r.att_id, true, false, "", request_id) != LUNA_OK) {
-        error_answer(ans, 503, "audit_unavailable", "the admission could not be audited");
+        LUNA_LOGF(LUNA_LOG_ERROR, ATT_COMPONENT, "admission refused: audit log unavailable",
+                  LUNA_LOG_STR("tee_id", r.tee_id));
+        error_answer(ans, 503, "audit_unavailable",
+                     "the admission was refused: its audit entry could not be written");
+        goto out;
+    }
+    err = att_kms_activate(&svc->peers, r.tee_id, r.evidence_type, in->evidence, in->evidence_len,
+                           r.ap.claims.tee_kx, r.ap.claims.tee_sign, expected);
+    if (err != LUNA_OK) {
+        /* The entry above said "admitted": record that it did not happen. */
+        att_logged(att_audit(&svc->peers, ATT_HOST_IDENTITY, "tee.admit", r.tee_id,
+                             r.deployment_id, r.att_id, false, false, "kms_refused", request_id));
+        error_answer(ans, err == LUNA_ERR_UNAVAILABLE ? 503 : 403, "kms_refused",
+                     "the KMS did not activate the TEE");
         goto out;
     }
     memset(&tee, 0, sizeof tee);

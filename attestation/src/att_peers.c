@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "luna/audit_client.h"
 #include "luna/audit_entry.h"
 #include "luna/bytes.h"
 #include "luna/json.h"
@@ -147,7 +148,7 @@ static luna_err b64(const uint8_t *in, size_t n, json_t *obj, const char *key)
 
 luna_err att_kms_activate(const att_peers *p, const char *tee_id, const char *evidence_type,
                           const uint8_t *ev, size_t ev_len, const uint8_t tee_kx[ATT_KEY_LEN],
-                          const uint8_t tee_sign[ATT_KEY_LEN])
+                          const uint8_t tee_sign[ATT_KEY_LEN], const uint8_t *nonce)
 {
     luna_http_client_opts o;
     char path[160];
@@ -163,6 +164,8 @@ luna_err att_kms_activate(const att_peers *p, const char *tee_id, const char *ev
        the keys it must bind, which it then records as the attested keys. */
     LUNA_TRY(b64(tee_kx, ATT_KEY_LEN, body, "tee_kx_pk"), out);
     LUNA_TRY(b64(tee_sign, ATT_KEY_LEN, body, "tee_sign_pk"), out);
+    if (nonce != NULL)
+        LUNA_TRY(b64(nonce, ATT_NONCE_LEN, body, "nonce"), out);
     client_opts(p, &p->s->kms, NULL, 0, ATT_KMS_IDENTITY, &o);
     LUNA_TRY(fetch_json(&o, "POST", path, body, &status, &ans), out);
     err = status_err(status);
@@ -285,8 +288,7 @@ luna_err att_audit(const att_peers *p, const char *actor, const char *operation,
 {
     luna_audit_entry e;
     luna_http_client_opts o;
-    json_t *body = NULL, *ans = NULL;
-    int status = 0;
+    uint64_t index = 0;
     luna_err err;
 
     memset(&e, 0, sizeof e);
@@ -305,13 +307,11 @@ luna_err att_audit(const att_peers *p, const char *actor, const char *operation,
     LUNA_GUARD(luna_audit_set(e.request_id, sizeof e.request_id,
                               request_id != NULL && request_id[0] != '\0' ? request_id
                                                                           : "internal"));
-    LUNA_GUARD(luna_audit_entry_to_request(&e, &body));
     client_opts(p, &p->s->audit, NULL, 0, ATT_AUDIT_IDENTITY, &o);
-    err = fetch_json(&o, "POST", "/v1/audit/entries", body, &status, &ans);
-    if (err == LUNA_OK)
-        err = status_err(status);
-    json_decref(body);
-    json_decref(ans);
+    /* Through the fail-closed client (luna/audit_client.h): LUNA_OK only
+       when the log answered 201 with a receipt for exactly this entry.  It
+       runs its own short event loop, so it is safe on a worker thread. */
+    err = luna_audit_append_sync(&o, &e, &index);
     if (err != LUNA_OK)
         LUNA_LOGF(LUNA_LOG_ERROR, ATT_COMPONENT, "audit append failed",
                   LUNA_LOG_STR("operation", operation), LUNA_LOG_STR("tee_id", tee_id),

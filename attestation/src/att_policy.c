@@ -4,6 +4,11 @@
  * allowed developer keys, vendor roots, minimum TCB, freshness: nonce AND
  * bounded age), installs the TCB collateral, and appraises evidence.
  *
+ * Type "tpm" (docs/tpm-live.md): the only anchor is the AK enrolment CA,
+ * the collateral the enrolled AKs' certificates, the reference the
+ * pcrDigest a quote of PCR 23 has when the host measured the deployment's
+ * mr_enclave, the signers the enrolled AKs' qualified names.
+ *
  * Must never: weaken the policy the verifier enforces (no debug, nonce
  * always required), or copy unauthenticated claims into a result.
  */
@@ -14,6 +19,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "luna/crypto.h"
 #include "luna/verifier.h"
 
 #include "att.h"
@@ -24,6 +30,8 @@ int att_evidence_type_parse(const char *name)
 {
     if (name != NULL && strcmp(name, "sim") == 0)
         return LUNA_EVIDENCE_SIM;
+    if (name != NULL && strcmp(name, "tpm") == 0)
+        return LUNA_EVIDENCE_TPM;
     return 0;
 }
 
@@ -50,7 +58,7 @@ static luna_err read_small_file(const char *path, size_t cap, uint8_t **out, siz
     return LUNA_OK;
 }
 
-static luna_err add_anchor(luna_policy *p, const char *path)
+static luna_err add_anchor(luna_policy *p, luna_evidence_type type, const char *path)
 {
     FILE *f = fopen(path, "r");
     X509 *x;
@@ -61,7 +69,7 @@ static luna_err add_anchor(luna_policy *p, const char *path)
     fclose(f);
     if (x == NULL)
         return LUNA_ERR_FORMAT;
-    err = luna_policy_add_anchor(p, LUNA_EVIDENCE_SIM, x);
+    err = luna_policy_add_anchor(p, type, x);
     X509_free(x); /* the policy holds its own reference */
     return err;
 }
@@ -71,6 +79,14 @@ luna_err att_policy_refresh(const att_settings *s, luna_verifier *v)
     uint8_t *doc = NULL;
     size_t len = 0;
     luna_err err;
+    if (s->allow_tpm) {
+        LUNA_GUARD(read_small_file(s->tpm_collateral, ATT_COLLATERAL_MAX, &doc, &len));
+        err = luna_verifier_set_collateral(v, LUNA_EVIDENCE_TPM, doc, len, 0);
+        free(doc);
+        doc = NULL;
+        if (err != LUNA_OK && err != LUNA_ERR_CONFLICT)
+            return err;
+    }
     if (!s->allow_sim || s->sim_collateral == NULL)
         return LUNA_OK;
     LUNA_GUARD(read_small_file(s->sim_collateral, ATT_COLLATERAL_MAX, &doc, &len));
@@ -78,6 +94,17 @@ luna_err att_policy_refresh(const att_settings *s, luna_verifier *v)
     free(doc);
     /* The same document again is not a rollback worth reporting. */
     return err == LUNA_ERR_CONFLICT ? LUNA_OK : err;
+}
+
+/* The pcrDigest of a quote of PCR 23 (SHA-256 bank) after the host reset
+   it and extended it once with mr (tee/host_tpm.h). */
+static luna_err tpm_reference(const uint8_t mr[ATT_MEASUREMENT_LEN], uint8_t out[32])
+{
+    uint8_t buf[32 + ATT_MEASUREMENT_LEN], pcr[32];
+    memset(buf, 0, 32);
+    memcpy(buf + 32, mr, ATT_MEASUREMENT_LEN);
+    LUNA_GUARD(luna_sha256(buf, sizeof buf, pcr));
+    return luna_sha256(pcr, sizeof pcr, out);
 }
 
 luna_err att_policy_build(const att_settings *s, luna_verifier **out, char *msg, size_t msg_cap)
@@ -97,12 +124,25 @@ luna_err att_policy_build(const att_settings *s, luna_verifier **out, char *msg,
             goto out;
         }
         for (size_t i = 0; i < s->n_anchors; i++) {
-            err = add_anchor(p, s->anchors[i]);
+            err = add_anchor(p, LUNA_EVIDENCE_SIM, s->anchors[i]);
             if (err != LUNA_OK) {
                 snprintf(msg, msg_cap, "policy: attestation.trust_anchors[%zu]: %s", i,
                          luna_strerror(err));
                 goto out;
             }
+        }
+    }
+    if (s->allow_tpm) {
+        /* A quote has no clock: our nonce, bound with the keys in
+           extraData, is its freshness. */
+        err = luna_policy_allow_type(p, LUNA_EVIDENCE_TPM, 0);
+        if (err == LUNA_OK)
+            err = luna_policy_set_nonce_freshness(p, LUNA_EVIDENCE_TPM);
+        if (err == LUNA_OK)
+            err = add_anchor(p, LUNA_EVIDENCE_TPM, s->tpm_ak_ca);
+        if (err != LUNA_OK) {
+            snprintf(msg, msg_cap, "policy: attestation_service.tpm: %s", luna_strerror(err));
+            goto out;
         }
     }
     for (size_t i = 0; i < s->n_deployments; i++) {
@@ -111,6 +151,14 @@ luna_err att_policy_build(const att_settings *s, luna_verifier **out, char *msg,
                                            sizeof d->mr_enclave),
                  fail);
         LUNA_TRY(luna_policy_add_signer(p, d->id, d->mr_signer, sizeof d->mr_signer), fail);
+        if (!s->allow_tpm)
+            continue;
+        uint8_t ref[32];
+        LUNA_TRY(tpm_reference(d->mr_enclave, ref), fail);
+        LUNA_TRY(luna_policy_add_reference(p, d->id, LUNA_EVIDENCE_TPM, ref, sizeof ref), fail);
+        for (size_t k = 0; k < s->n_tpm_signers; k++)
+            LUNA_TRY(luna_policy_add_signer(p, d->id, s->tpm_signers[k], s->tpm_signer_len[k]),
+                     fail);
     }
     /* Both rules: our nonce proves the round, the age bounds a platform clock. */
     LUNA_TRY(luna_policy_set_freshness(p, true, s->max_evidence_age, LUNA_POLICY_DEFAULT_SKEW),
@@ -123,7 +171,7 @@ luna_err att_policy_build(const att_settings *s, luna_verifier **out, char *msg,
     }
     err = att_policy_refresh(s, v);
     if (err != LUNA_OK) {
-        snprintf(msg, msg_cap, "policy: attestation_service.sim_collateral: %s",
+        snprintf(msg, msg_cap, "policy: attestation_service.sim_collateral / tpm.collateral: %s",
                  luna_strerror(err));
         goto out;
     }

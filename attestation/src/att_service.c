@@ -505,6 +505,7 @@ static luna_err operator_token(att_service *svc, luna_http_request *req, char *s
         return LUNA_ERR_UNAUTHENTICATED;
     luna_jws_verify_opts_init(&o);
     o.issuer = "lunal://svc/iam";
+    o.audience = svc->s->token_audience; /* a token minted for another service is refused */
     err = luna_jws_verify(svc->iam_keys, auth + 7, strlen(auth + 7), &o, &claims, NULL);
     if (err != LUNA_OK)
         return LUNA_ERR_UNAUTHENTICATED;

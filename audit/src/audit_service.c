@@ -22,6 +22,8 @@
 
 #include "audit_log.h"
 #include "audit_util.h"
+#include "audit_webhook.h"
+#include "luna/audience.h"
 #include "luna/audit_entry.h"
 #include "luna/bytes.h"
 #include "luna/config.h"
@@ -54,6 +56,11 @@
 #define JWKS_FORCED_GAP_SEC 5.0 /* unknown-kid refreshes from IAM at most this often */
 #define JWKS_FETCH_TIMEOUT_SEC 10u
 #define IAM_HOST_MAX 255
+#define WITNESS_IDENTITY_DEFAULT "lunal://svc/witness"
+#define WITNESS_PATH "/v1/witness/add-checkpoint"
+#define PUSH_MAX_ATTEMPTS 8     /* per checkpoint, then wait for the next append */
+#define PUSH_BACKOFF_MAX_SEC 30
+#define PUSH_TIMEOUT_SEC 10u
 
 typedef struct service {
     struct event_base *base;
@@ -84,7 +91,22 @@ typedef struct service {
     bool cp_valid;
     uint8_t cp[LUNA_NOTE_MAX_LEN];
     size_t cp_len;
+    /* The witness this log pushes its checkpoints to (audit.witness):
+     * one submission in flight, later ones coalesced, bounded retries. */
+    luna_http_client *wit;
+    bool wit_known;         /* wit_size is what the witness holds */
+    uint64_t wit_size;
+    bool push_busy;
+    bool push_again;
+    unsigned push_attempts;
+    struct event *push_timer;
+    uint64_t pushing_size;
+    uint8_t *cosigned;      /* the last checkpoint the witness cosigned */
+    size_t cosigned_len;
+    audit_webhooks *hooks;  /* webhook sinks (their own threads), or NULL */
 } service;
+
+static void push_kick(service *svc);
 
 /* ---- config ---- */
 
@@ -97,6 +119,38 @@ static const luna_json_field iam_fields[] = {
     {.name = "port", .type = LUNA_JSON_T_INT, .flags = LUNA_JSON_REQUIRED, .min = 1, .max = 65535},
 };
 static const luna_json_schema iam_schema = {iam_fields, 2, NULL};
+static const luna_json_field witness_peer_fields[] = {
+    {.name = "host", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = IAM_HOST_MAX, .pattern = LUNA_JSON_PAT_IDENT},
+    {.name = "port", .type = LUNA_JSON_T_INT, .flags = LUNA_JSON_REQUIRED, .min = 1, .max = 65535},
+    {.name = "identity", .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = 200,
+     .pattern = LUNA_JSON_PAT_PRINTABLE},
+};
+static const luna_json_schema witness_peer_schema = {witness_peer_fields, 3, NULL};
+static const luna_json_field op_item = {.name = "item", .type = LUNA_JSON_T_STRING, .min_len = 1,
+                                        .max_len = LUNA_AUDIT_OP_MAX,
+                                        .pattern = LUNA_JSON_PAT_IDENT};
+static const luna_json_field outcome_item = {.name = "item", .type = LUNA_JSON_T_STRING,
+                                             .min_len = 1, .max_len = 16,
+                                             .pattern = LUNA_JSON_PAT_IDENT};
+static const luna_json_field webhook_fields[] = {
+    {.name = "url", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 9,
+     .max_len = 511, .pattern = LUNA_JSON_PAT_PRINTABLE},
+    {.name = "cursor_file", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
+     .min_len = 1, .max_len = LUNA_CONFIG_PATH_MAX, .pattern = LUNA_JSON_PAT_TEXT},
+    {.name = "ca_file", .type = LUNA_JSON_T_STRING, .min_len = 1,
+     .max_len = LUNA_CONFIG_PATH_MAX, .pattern = LUNA_JSON_PAT_TEXT},
+    {.name = "operations", .type = LUNA_JSON_T_ARRAY, .max_len = 16, .items = &op_item},
+    {.name = "outcomes", .type = LUNA_JSON_T_ARRAY, .min_len = 1, .max_len = 3,
+     .items = &outcome_item},
+    {.name = "min_severity", .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = 16,
+     .pattern = LUNA_JSON_PAT_IDENT},
+    {.name = "batch_max", .type = LUNA_JSON_T_INT, .min = 1, .max = 1000},
+};
+static const luna_json_schema webhook_schema = {
+    webhook_fields, sizeof(webhook_fields) / sizeof(webhook_fields[0]), NULL};
+static const luna_json_field webhook_item = {.name = "item", .type = LUNA_JSON_T_OBJECT,
+                                             .object = &webhook_schema};
 static const luna_json_field audit_fields[] = {
     {.name = "origin", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
      .max_len = LUNA_NOTE_MAX_NAME_LEN, .pattern = LUNA_JSON_PAT_PRINTABLE},
@@ -119,6 +173,11 @@ static const luna_json_field audit_fields[] = {
      .items = &pattern_item},
     {.name = "deep_verify", .type = LUNA_JSON_T_BOOL},
     {.name = "batch_max", .type = LUNA_JSON_T_INT, .min = 1, .max = AUDIT_LOG_MAX_BATCH},
+    /* The witness to push every new checkpoint to (optional). */
+    {.name = "witness", .type = LUNA_JSON_T_OBJECT, .object = &witness_peer_schema},
+    /* Monitoring systems fed by HTTPS POST (audit_webhook.h). */
+    {.name = "webhooks", .type = LUNA_JSON_T_ARRAY, .max_len = AUDIT_WEBHOOK_MAX,
+     .items = &webhook_item},
 };
 static const luna_json_schema audit_section = {
     audit_fields, sizeof(audit_fields) / sizeof(audit_fields[0]), NULL};
@@ -193,6 +252,7 @@ static void flush_pending(service *svc)
         json_decref(o);
     }
     free(hashes);
+    push_kick(svc);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -268,6 +328,200 @@ static void handle_checkpoint(luna_http_request *req, void *arg)
         return;
     }
     luna_http_reply(req, 200, "text/plain; charset=utf-8", svc->cp, svc->cp_len);
+}
+
+/* GET /v1/audit/checkpoint/witnessed: the last checkpoint the witness
+ * cosigned (the log's signature and the witness's), 404 before the first. */
+static void handle_witnessed(luna_http_request *req, void *arg)
+{
+    service *svc = arg;
+    if (svc->cosigned == NULL) {
+        luna_http_reply_error(req, 404, "not_found", "no cosigned checkpoint yet");
+        return;
+    }
+    luna_http_reply(req, 200, "text/plain; charset=utf-8", svc->cosigned, svc->cosigned_len);
+}
+
+/* ---- pushing checkpoints to the witness ---- */
+
+static void push_send(service *svc);
+
+static void on_push_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    push_send(arg);
+}
+
+/* Transport trouble or a 5xx: retry later, a bounded number of times. */
+static void push_retry(service *svc, const char *why)
+{
+    svc->push_attempts++;
+    if (svc->push_attempts >= PUSH_MAX_ATTEMPTS) {
+        LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT,
+                  "witness unreachable; giving up until the next append",
+                  LUNA_LOG_STR("reason", why), LUNA_LOG_UINT("size", svc->pushing_size));
+        svc->push_attempts = 0;
+        return;
+    }
+    unsigned sec = 1u << (svc->push_attempts < 5 ? svc->push_attempts : 5);
+    struct timeval tv = {.tv_sec = sec < PUSH_BACKOFF_MAX_SEC ? sec : PUSH_BACKOFF_MAX_SEC};
+    LUNA_LOGF(LUNA_LOG_WARN, COMPONENT, "witness push failed; will retry",
+              LUNA_LOG_STR("reason", why), LUNA_LOG_UINT("in_sec", tv.tv_sec));
+    if (event_add(svc->push_timer, &tv) != 0)
+        svc->push_attempts = 0;
+}
+
+static void on_push(const luna_http_response *r, void *arg)
+{
+    service *svc = arg;
+    svc->push_busy = false;
+    if (svc->closing)
+        return;
+    if (r->err != LUNA_OK || r->status >= 500) {
+        push_retry(svc, r->err != LUNA_OK ? luna_errname(r->err) : "witness error");
+        return;
+    }
+    if (r->status == 200) {
+        /* Kept only when it is our checkpoint for the size we sent. */
+        luna_note n;
+        luna_note_checkpoint cp;
+        luna_note_verifier v;
+        luna_note_signer_verifier(svc->signer, &v);
+        if (luna_note_checkpoint_open(r->body, r->body_len, svc->origin, strlen(svc->origin), &v,
+                                      1, &n, &cp) == LUNA_OK &&
+            cp.size == svc->pushing_size && n.n_sigs >= 2) {
+            uint8_t *copy = malloc(r->body_len);
+            if (copy != NULL) {
+                memcpy(copy, r->body, r->body_len);
+                free(svc->cosigned);
+                svc->cosigned = copy;
+                svc->cosigned_len = r->body_len;
+            }
+        } else {
+            LUNA_LOGF(LUNA_LOG_WARN, COMPONENT, "witness answered an unusable cosignature",
+                      LUNA_LOG_UINT("size", svc->pushing_size));
+        }
+        svc->wit_known = true;
+        svc->wit_size = svc->pushing_size;
+        svc->push_attempts = 0;
+        LUNA_LOGF(LUNA_LOG_DEBUG, COMPONENT, "witness cosigned",
+                  LUNA_LOG_UINT("size", svc->wit_size));
+        if (svc->push_again || audit_log_size(svc->log) != svc->wit_size) {
+            svc->push_again = false;
+            push_send(svc);
+        }
+        return;
+    }
+    /* 409 old_size_mismatch says where the witness is: resubmit from there. */
+    json_error_t jerr;
+    json_t *o = r->status == 409 ? json_loadb((const char *)r->body, r->body_len, 0, &jerr) : NULL;
+    const char *code = json_string_value(json_object_get(json_object_get(o, "error"), "code"));
+    json_t *sz = json_object_get(o, "size");
+    if (code != NULL && strcmp(code, "old_size_mismatch") == 0 && json_is_integer(sz) &&
+        json_integer_value(sz) >= 0 && svc->push_attempts + 1 < PUSH_MAX_ATTEMPTS) {
+        svc->wit_known = true;
+        svc->wit_size = (uint64_t)json_integer_value(sz);
+        svc->push_attempts++;
+        json_decref(o);
+        push_send(svc);
+        return;
+    }
+    /* Anything else is the witness refusing our history (split view,
+     * rollback, inconsistent) or our key: loud, and not retried. */
+    LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "WITNESS REFUSED the log's checkpoint",
+              LUNA_LOG_UINT("status", (uint64_t)r->status),
+              LUNA_LOG_STR("code", code != NULL ? code : "?"),
+              LUNA_LOG_UINT("size", svc->pushing_size));
+    svc->push_attempts = 0;
+    json_decref(o);
+}
+
+static void push_send(service *svc)
+{
+    if (svc->wit == NULL || svc->closing)
+        return;
+    if (svc->push_busy) {
+        svc->push_again = true;
+        return;
+    }
+    luna_err err = sign_checkpoint(svc);
+    uint64_t size = svc->cp_size;
+    uint64_t old = svc->wit_known ? svc->wit_size : 0;
+    if (err != LUNA_OK || (svc->wit_known && old == size && svc->cosigned != NULL))
+        return;
+    if (old > size) {
+        LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "the witness holds a larger tree than this log",
+                  LUNA_LOG_UINT("witnessed", old), LUNA_LOG_UINT("size", size));
+        return;
+    }
+    luna_merkle_proof p;
+    luna_merkle_proof_init(&p);
+    if (old > 0 && old < size)
+        err = audit_log_prove_consistency(svc->log, old, size, &p);
+    json_t *arr = err == LUNA_OK ? audit_proof_json(&p) : NULL;
+    json_t *body = arr != NULL ? json_pack("{s:I,s:o,s:s%}", "old_size", (json_int_t)old,
+                                           "proof", arr, "checkpoint", (const char *)svc->cp,
+                                           svc->cp_len)
+                               : NULL;
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "cannot build the witness submission",
+                  LUNA_LOG_ERR("error", err != LUNA_OK ? err : LUNA_ERR_NOMEM));
+        return;
+    }
+    svc->pushing_size = size;
+    svc->push_busy = true;
+    svc->push_again = false;
+    err = luna_http_client_request(svc->wit, "POST", WITNESS_PATH, "application/json", text,
+                                   strlen(text), NULL, on_push, svc);
+    free(text);
+    if (err != LUNA_OK) {
+        svc->push_busy = false;
+        push_retry(svc, luna_errname(err));
+    }
+}
+
+/* After every commit: the witness hears of each new tree head. */
+static void push_kick(service *svc)
+{
+    if (svc->wit == NULL)
+        return;
+    if (svc->push_busy) {
+        svc->push_again = true;
+        return;
+    }
+    /* A retry already scheduled will pick up the newest head. */
+    if (svc->push_timer != NULL && evtimer_pending(svc->push_timer, NULL))
+        return;
+    push_send(svc);
+}
+
+static luna_err load_witness_peer(service *svc, const luna_config *cfg)
+{
+    const json_t *root = luna_config_json(cfg);
+    const char *host = NULL, *ident = WITNESS_IDENTITY_DEFAULT;
+    size_t n;
+    int64_t port = 0;
+    if (luna_json_get_string(root, "audit.witness.host", &host, &n) != LUNA_OK ||
+        luna_json_get_int(root, "audit.witness.port", &port) != LUNA_OK)
+        return LUNA_OK; /* no witness configured */
+    if (luna_json_get_string(root, "audit.witness.identity", &ident, &n) != LUNA_OK)
+        ident = WITNESS_IDENTITY_DEFAULT;
+    const luna_config_common *c = luna_config_common_get(cfg);
+    luna_http_client_opts o = {.tls = {.ca_file = c->tls_ca,
+                                       .cert_file = c->tls_cert,
+                                       .key_file = c->tls_key},
+                               .host = host,
+                               .port = (uint16_t)port,
+                               .expected_identity = ident,
+                               .timeout_sec = PUSH_TIMEOUT_SEC,
+                               .max_response = LUNA_NOTE_MAX_LEN};
+    LUNA_GUARD(luna_http_client_new(svc->base, &o, &svc->wit));
+    svc->push_timer = evtimer_new(svc->base, on_push_timer, svc);
+    LUNA_ENSURE(svc->push_timer != NULL, LUNA_ERR_NOMEM);
+    return LUNA_OK;
 }
 
 static bool query_u64(const audit_query *q, const char *key, uint64_t *out)
@@ -821,6 +1075,13 @@ static luna_err load_service(service *svc, const luna_config *cfg)
      * audience, is never an auditor's token here. */
     LUNA_GUARD(luna_json_get_string(root, "audit.token_issuer", &svc->issuer, &n));
     LUNA_GUARD(luna_json_get_string(root, "audit.token_audience", &svc->audience, &n));
+    /* Only tokens minted for the audit log: a token the gateway or the KMS
+     * received is never accepted here, in any profile. */
+    if (luna_aud_check_config(svc->audience, LUNA_AUD_AUDIT) != LUNA_OK) {
+        LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "audit.token_audience is not this service's",
+                  LUNA_LOG_STR("expected", LUNA_AUD_AUDIT));
+        return LUNA_ERR_CONFIG;
+    }
     int64_t bm = DEFAULT_BATCH_MAX;
     if (luna_json_get_int(root, "audit.batch_max", &bm) != LUNA_OK)
         bm = DEFAULT_BATCH_MAX;
@@ -854,6 +1115,7 @@ static luna_err add_routes(service *svc, const luna_config *cfg)
         {LUNA_HTTP_GET, "/v1/audit/entries", readers, nr, NULL, handle_query, svc},
         {LUNA_HTTP_GET, "/v1/audit/export", readers, nr, NULL, handle_export, svc},
         {LUNA_HTTP_GET, "/v1/audit/checkpoint", any, 1, NULL, handle_checkpoint, svc},
+        {LUNA_HTTP_GET, "/v1/audit/checkpoint/witnessed", any, 1, NULL, handle_witnessed, svc},
         {LUNA_HTTP_GET, "/v1/audit/proof/inclusion", any, 1, NULL, handle_inclusion, svc},
         {LUNA_HTTP_GET, "/v1/audit/proof/consistency", any, 1, NULL, handle_consistency, svc},
     };
@@ -897,6 +1159,15 @@ static int run(const char *config_path)
     err = luna_http_server_new(svc.base, &o, &svc.srv);
     if (err == LUNA_OK)
         err = add_routes(&svc, cfg);
+    if (err == LUNA_OK)
+        err = load_witness_peer(&svc, cfg);
+    if (err == LUNA_OK) {
+        const json_t *hooks = NULL;
+        size_t nh = 0;
+        if (luna_json_get_array(luna_config_json(cfg), "audit.webhooks", &hooks, &nh) != LUNA_OK)
+            hooks = NULL;
+        err = audit_webhooks_start(hooks, c->storage_url, c->tls_ca, &svc.hooks);
+    }
     if (err != LUNA_OK) {
         LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "cannot start the server",
                   LUNA_LOG_ERR("error", err));
@@ -907,13 +1178,20 @@ static int run(const char *config_path)
               LUNA_LOG_UINT("tree_size", audit_log_size(svc.log)));
     printf("PORT %u\n", (unsigned)luna_http_server_port(svc.srv));
     fflush(stdout);
+    /* The witness hears of the head the log starts with. */
+    push_kick(&svc);
     rc = event_base_dispatch(svc.base) < 0 ? 1 : 0;
     /* Anything still queued is written (and answered) before exit. */
     flush_pending(&svc);
 out:
     svc.closing = true;
+    audit_webhooks_stop(svc.hooks);
     luna_http_server_free(svc.srv);
     luna_http_client_free(svc.iam);
+    luna_http_client_free(svc.wit);
+    if (svc.push_timer != NULL)
+        event_free(svc.push_timer);
+    free(svc.cosigned);
     if (svc.jwks_tick != NULL)
         event_free(svc.jwks_tick);
     if (svc.flush_ev != NULL)

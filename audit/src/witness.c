@@ -44,6 +44,10 @@ typedef struct witness {
     bool have_state;
     uint64_t size;
     uint8_t root[HLEN];
+    /* The cosigned checkpoint of (size, root), served by /v1/witness/state
+     * so that auditors get a second signed source; NULL before the first. */
+    uint8_t *note;
+    size_t note_len;
 } witness;
 
 static const luna_store_migration migrations[] = {
@@ -52,6 +56,8 @@ static const luna_store_migration migrations[] = {
      " root BLOB NOT NULL);",
      "CREATE TABLE witness_state (origin TEXT PRIMARY KEY, size BIGINT NOT NULL,"
      " root BYTEA NOT NULL);"},
+    {2, "ALTER TABLE witness_state ADD COLUMN note BLOB;",
+     "ALTER TABLE witness_state ADD COLUMN note BYTEA;"},
 };
 
 /* ---- config ---- */
@@ -99,7 +105,8 @@ static luna_err load_state(witness *w)
     luna_store_param p[] = {luna_store_p_text(w->origin)};
     luna_store_rows *rows = NULL;
     luna_err err;
-    LUNA_TRY(luna_store_query(w->db, "SELECT size, root FROM witness_state WHERE origin = ?1", p,
+    LUNA_TRY(luna_store_query(w->db,
+                              "SELECT size, root, note FROM witness_state WHERE origin = ?1", p,
                               1, &rows),
              out);
     bool has = false;
@@ -114,6 +121,13 @@ static luna_err load_state(witness *w)
         LUNA_TRY_ENSURE(s >= 0 && n == HLEN, LUNA_ERR_VERIFY, out);
         w->size = (uint64_t)s;
         memcpy(w->root, b, HLEN);
+        /* A row written before migration 2 has no note (NULL column). */
+        if (luna_store_col_blob(rows, 2, &b, &n) == LUNA_OK && n > 0 && n <= LUNA_NOTE_MAX_LEN) {
+            w->note = malloc(n);
+            LUNA_TRY_ENSURE(w->note != NULL, LUNA_ERR_NOMEM, out);
+            memcpy(w->note, b, n);
+            w->note_len = n;
+        }
     }
 out:
     luna_store_rows_free(rows);
@@ -124,6 +138,8 @@ typedef struct save_ctx {
     witness *w;
     uint64_t size;
     const uint8_t *root;
+    const uint8_t *note; /* the cosigned checkpoint */
+    size_t note_len;
 } save_ctx;
 
 static luna_err save_tx(luna_store *db, void *vctx)
@@ -135,17 +151,19 @@ static luna_err save_tx(luna_store *db, void *vctx)
     if (!c->w->have_state) {
         luna_store_param p[] = {luna_store_p_text(c->w->origin),
                                 luna_store_p_int64((int64_t)c->size),
-                                luna_store_p_blob(c->root, HLEN)};
-        return luna_store_exec(db, "INSERT INTO witness_state (origin, size, root) VALUES "
-                                   "(?1, ?2, ?3)",
-                               p, 3, NULL);
+                                luna_store_p_blob(c->root, HLEN),
+                                luna_store_p_blob(c->note, c->note_len)};
+        return luna_store_exec(db, "INSERT INTO witness_state (origin, size, root, note) VALUES "
+                                   "(?1, ?2, ?3, ?4)",
+                               p, 4, NULL);
     }
     luna_store_param p[] = {luna_store_p_int64((int64_t)c->size), luna_store_p_blob(c->root, HLEN),
                             luna_store_p_text(c->w->origin),
-                            luna_store_p_int64((int64_t)c->w->size)};
-    LUNA_GUARD(luna_store_exec(db, "UPDATE witness_state SET size = ?1, root = ?2 WHERE origin = "
-                                   "?3 AND size = ?4",
-                               p, 4, &changed));
+                            luna_store_p_int64((int64_t)c->w->size),
+                            luna_store_p_blob(c->note, c->note_len)};
+    LUNA_GUARD(luna_store_exec(db, "UPDATE witness_state SET size = ?1, root = ?2, note = ?5 "
+                                   "WHERE origin = ?3 AND size = ?4",
+                               p, 5, &changed));
     return changed == 1 ? LUNA_OK : LUNA_ERR_CONFLICT;
 }
 
@@ -254,10 +272,66 @@ static void handle_add(luna_http_request *req, void *arg)
         refuse(req, w, 400, "invalid_request", "first checkpoint takes an empty proof");
         return;
     }
-    /* Commit the new state first; cosign only what is kept. */
-    save_ctx sc = {w, cp.size, cp.root};
+    /* The cosignature: the witness's own signature line over the same
+     * text, appended to the log's signed note.  It is made before the
+     * commit so that it is stored with the state, but released only
+     * after the commit. */
+    uint8_t *out = malloc(LUNA_NOTE_MAX_LEN);
+    size_t out_len = 0;
+    err = out != NULL ? luna_note_sign(nt.text, nt.text_len, &w->signer, 1, out,
+                                       LUNA_NOTE_MAX_LEN, &out_len)
+                      : LUNA_ERR_NOMEM;
+    size_t sig_off = nt.text_len + 1;
+    if (err == LUNA_OK && out_len < sig_off)
+        err = LUNA_ERR_INTERNAL;
+    /* The stored and served note is rebuilt from what was verified: the
+     * text, the log's signature line(s) that checked, and ours.  Other
+     * lines a submitter added (say, a bogus one named like this witness,
+     * which would make every auditor's check of the note fail) are
+     * dropped. */
+    size_t full_len = 0;
+    uint8_t *full = err == LUNA_OK ? malloc(LUNA_NOTE_MAX_LEN) : NULL;
+    if (err == LUNA_OK && full == NULL)
+        err = LUNA_ERR_NOMEM;
+    if (err == LUNA_OK) {
+        memcpy(full, nt.text, nt.text_len);
+        full[nt.text_len] = '\n';
+        full_len = sig_off;
+    }
+    for (size_t i = 0; err == LUNA_OK && i < nt.n_sigs; i++) {
+        const luna_note_sig *sg = &nt.sigs[i];
+        size_t line = 4 + sg->name_len + 1 + sg->b64_len + 1;
+        if (!sg->verified)
+            continue;
+        if (full_len + line > LUNA_NOTE_MAX_LEN) {
+            err = LUNA_ERR_TOO_LARGE;
+            break;
+        }
+        memcpy(full + full_len, "\xE2\x80\x94 ", 4);
+        memcpy(full + full_len + 4, sg->name, sg->name_len);
+        full[full_len + 4 + sg->name_len] = ' ';
+        memcpy(full + full_len + 5 + sg->name_len, sg->b64, sg->b64_len);
+        full[full_len + line - 1] = '\n';
+        full_len += line;
+    }
+    if (err == LUNA_OK && full_len + (out_len - sig_off) > LUNA_NOTE_MAX_LEN)
+        err = LUNA_ERR_TOO_LARGE;
+    if (err == LUNA_OK) {
+        memcpy(full + full_len, out + sig_off, out_len - sig_off);
+        full_len += out_len - sig_off;
+    }
+    free(out);
+    if (err != LUNA_OK) {
+        free(full);
+        json_decref(root);
+        luna_http_reply_err(req, LUNA_ERR_INTERNAL);
+        return;
+    }
+    /* Commit the new state first; release the cosignature only once kept. */
+    save_ctx sc = {w, cp.size, cp.root, full, full_len};
     err = luna_store_tx(w->db, save_tx, &sc);
     if (err != LUNA_OK) {
+        free(full);
         json_decref(root);
         LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "cannot save state", LUNA_LOG_ERR("error", err));
         luna_http_reply_err(req, LUNA_ERR_UNAVAILABLE);
@@ -266,35 +340,11 @@ static void handle_add(luna_http_request *req, void *arg)
     w->have_state = true;
     w->size = cp.size;
     memcpy(w->root, cp.root, HLEN);
-    /* The cosignature: the witness's own signature line over the same
-     * text, appended to the log's signed note. */
-    uint8_t *out = malloc(LUNA_NOTE_MAX_LEN);
-    size_t out_len = 0;
-    err = out != NULL ? luna_note_sign(nt.text, nt.text_len, &w->signer, 1, out,
-                                       LUNA_NOTE_MAX_LEN, &out_len)
-                      : LUNA_ERR_NOMEM;
-    size_t sig_off = nt.text_len + 1;
-    if (err == LUNA_OK && (out_len < sig_off || note_len + (out_len - sig_off) > LUNA_NOTE_MAX_LEN))
-        err = LUNA_ERR_TOO_LARGE;
-    if (err != LUNA_OK) {
-        free(out);
-        json_decref(root);
-        luna_http_reply_err(req, LUNA_ERR_INTERNAL);
-        return;
-    }
-    uint8_t *full = malloc(note_len + (out_len - sig_off));
-    if (full == NULL) {
-        free(out);
-        json_decref(root);
-        luna_http_reply_err(req, LUNA_ERR_NOMEM);
-        return;
-    }
-    memcpy(full, note, note_len);
-    memcpy(full + note_len, out + sig_off, out_len - sig_off);
     LUNA_LOGF(LUNA_LOG_INFO, COMPONENT, "cosigned", LUNA_LOG_UINT("size", cp.size));
-    luna_http_reply(req, 200, "text/plain; charset=utf-8", full, note_len + (out_len - sig_off));
-    free(full);
-    free(out);
+    luna_http_reply(req, 200, "text/plain; charset=utf-8", full, full_len);
+    free(w->note);
+    w->note = full;
+    w->note_len = full_len;
     json_decref(root);
 }
 
@@ -308,6 +358,10 @@ static void handle_state(luna_http_request *req, void *arg)
     }
     json_t *o = json_pack("{s:s,s:I,s:s}", "origin", w->origin, "size",
                           (json_int_t)(w->have_state ? w->size : 0), "root", hex);
+    /* The cosigned checkpoint: auditors check both signatures themselves
+     * rather than trusting the relay that carried this answer. */
+    if (o != NULL && w->note != NULL)
+        json_object_set_new(o, "checkpoint", json_stringn((const char *)w->note, w->note_len));
     luna_http_reply_json(req, 200, o);
     json_decref(o);
 }
@@ -355,7 +409,8 @@ static int run(const char *path)
     if (err == LUNA_OK)
         err = luna_store_open(c->storage_url, NULL, &w.db);
     if (err == LUNA_OK)
-        err = luna_store_migrate(w.db, migrations, 1, NULL);
+        err = luna_store_migrate(w.db, migrations, sizeof(migrations) / sizeof(migrations[0]),
+                                 NULL);
     if (err == LUNA_OK)
         err = load_state(&w);
     if (err != LUNA_OK) {
@@ -406,6 +461,7 @@ out:
     if (base != NULL)
         event_base_free(base);
     luna_store_close(w.db);
+    free(w.note);
     luna_note_signer_free(w.signer);
     luna_config_free(cfg);
     return rc;

@@ -11,9 +11,12 @@
  */
 #include "http_internal.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -168,6 +171,24 @@ luna_err luna_http_tls_peer_identity(SSL *ssl, char *out, size_t out_cap)
 
 /* ---- building a context ---- */
 
+/*
+ * Every exchange is a few small TLS records each way; with Nagle on, the
+ * second record waits for the peer's delayed ACK (~40 ms per exchange on
+ * Linux).  The socket is only known once libevent has connected or
+ * accepted it, which is when the handshake starts, so the option is set
+ * there, for both sides.  Failure (not a TCP socket) changes nothing.
+ */
+static void nodelay_info_cb(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    if ((where & SSL_CB_HANDSHAKE_START) == 0)
+        return;
+    int fd = SSL_get_fd(ssl);
+    int on = 1;
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
 static luna_err build_ctx(luna_http_tls_role role, const luna_http_tls *t, SSL_CTX **out)
 {
     luna_err err = LUNA_OK;
@@ -216,6 +237,7 @@ static luna_err build_ctx(luna_http_tls_role role, const luna_http_tls *t, SSL_C
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_info_callback(ctx, nodelay_info_cb);
 
     if (role == LUNA_HTTP_TLS_SERVER) {
         /* The peer is a client: its certificate must allow clientAuth. */

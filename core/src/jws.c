@@ -527,10 +527,12 @@ static luna_err check_header(const json_t *h, const luna_jws_keyset *ks,
     return LUNA_OK;
 }
 
-static bool aud_matches(const json_t *aud, const char *want)
+static bool aud_matches(const json_t *aud, const char *want, bool any_of)
 {
     if (json_is_string(aud))
         return json_str_equal(aud, want);
+    if (!any_of)
+        return false;
     for (size_t i = 0; i < json_array_size(aud); i++)
         if (json_str_equal(json_array_get(aud, i), want))
             return true;
@@ -580,7 +582,8 @@ static luna_err check_claims(const json_t *c, int64_t now, int64_t skew,
        "aud" must refuse, so a token minted for another service is never
        accepted by a verifier that set no audience. */
     if (opts->audience != NULL)
-        LUNA_ENSURE(aud != NULL && aud_matches(aud, opts->audience), LUNA_ERR_VERIFY);
+        LUNA_ENSURE(aud != NULL && aud_matches(aud, opts->audience, opts->audience_any_of),
+                    LUNA_ERR_VERIFY);
     else
         LUNA_ENSURE(aud == NULL, LUNA_ERR_VERIFY);
     return LUNA_OK;

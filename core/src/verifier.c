@@ -87,6 +87,19 @@ static const char *const reason_names[LUNA_VERIFY_REASON__COUNT] = {
     [LUNA_VERIFY_NONCE_MISMATCH] = "nonce_mismatch",
     [LUNA_VERIFY_KEY_NOT_BOUND] = "key_not_bound",
     [LUNA_VERIFY_INTERNAL] = "internal",
+    [LUNA_VERIFY_GUEST_POLICY_REFUSED] = "guest_policy_refused",
+    [LUNA_VERIFY_VMPL_MISMATCH] = "vmpl_mismatch",
+    [LUNA_VERIFY_REPORT_DATA_MISMATCH] = "report_data_mismatch",
+    [LUNA_VERIFY_HOST_DATA_MISMATCH] = "host_data_mismatch",
+    [LUNA_VERIFY_TCB_CERT_MISMATCH] = "tcb_cert_mismatch",
+    [LUNA_VERIFY_TCB_BELOW_MINIMUM] = "tcb_below_minimum",
+    [LUNA_VERIFY_CHIP_ID_MISMATCH] = "chip_id_mismatch",
+    [LUNA_VERIFY_SIGNING_KEY_MISMATCH] = "signing_key_mismatch",
+    [LUNA_VERIFY_RTMR_MISMATCH] = "rtmr_mismatch",
+    [LUNA_VERIFY_MRCONFIGID_MISMATCH] = "mrconfigid_mismatch",
+    [LUNA_VERIFY_MROWNERCONFIG_MISMATCH] = "mrownerconfig_mismatch",
+    [LUNA_VERIFY_ISVPRODID_MISMATCH] = "isvprodid_mismatch",
+    [LUNA_VERIFY_ISVSVN_BELOW_MINIMUM] = "isvsvn_below_minimum",
 };
 
 const char *luna_verify_reason_name(luna_verify_reason reason)
@@ -129,9 +142,7 @@ static const luna_verifier_backend *const backends[] = {
     &luna_verifier_backend_nitro,
     &luna_verifier_backend_tdx,
     &luna_verifier_backend_sgx,
-    /* luna_verifier_backend_tpm is complete (tests/vectors/test_evidence_tpm.c
-       drives it directly); it joins this list once tests/unit/test_verifier.c
-       stops using TPM as its example of a type without a backend. */
+    &luna_verifier_backend_tpm,
 };
 
 static const luna_verifier_backend *backend_for(luna_evidence_type type)
@@ -184,6 +195,7 @@ typedef struct pol_deployment {
 typedef struct pol_type {
     bool allowed;
     bool revocation_optional;
+    bool nonce_only; /* no clock in the format: a proven nonce replaces the age rule */
     uint32_t min_tcb;
     unsigned accepted; /* bit per luna_tcb_status */
     X509 *anchors[LUNA_POLICY_MAX_ANCHORS];
@@ -200,6 +212,10 @@ struct luna_policy {
     pol_type types[LUNA_EVIDENCE_TYPE_MAX + 1];
     pol_deployment *deployments[LUNA_POLICY_MAX_DEPLOYMENTS];
     size_t n_deployments;
+    /* Hardware expectations; all UNSET (zero) until set: fail closed. */
+    luna_snp_expect snp;
+    luna_tdx_expect tdx;
+    luna_sgx_expect sgx;
 };
 
 luna_err luna_policy_new(luna_policy_profile profile, luna_policy **out)
@@ -374,6 +390,75 @@ luna_err luna_policy_set_revocation_optional(luna_policy *p, luna_evidence_type 
         return LUNA_ERR_NOT_FOUND;
     p->types[type].revocation_optional = true;
     return LUNA_OK;
+}
+
+luna_err luna_policy_set_nonce_freshness(luna_policy *p, luna_evidence_type type)
+{
+    if (p == NULL || !type_ok(type) || type == LUNA_EVIDENCE_SIM)
+        return LUNA_ERR_INVALID_ARG;
+    if (!p->types[type].allowed)
+        return LUNA_ERR_NOT_FOUND;
+    p->types[type].nonce_only = true;
+    return LUNA_OK;
+}
+
+static bool expect_ok(luna_expect e)
+{
+    return e == LUNA_EXPECT_UNSET || e == LUNA_EXPECT_ANY || e == LUNA_EXPECT_EXACT;
+}
+
+static bool bit_rule_ok(luna_bit_rule b)
+{
+    return b == LUNA_BIT_UNSET || b == LUNA_BIT_ANY || b == LUNA_BIT_REQUIRED ||
+           b == LUNA_BIT_FORBIDDEN;
+}
+
+luna_err luna_policy_set_snp(luna_policy *p, const luna_snp_expect *e)
+{
+    if (p == NULL || e == NULL || !bit_rule_ok(e->smt) || !bit_rule_ok(e->migrate_ma) ||
+        !bit_rule_ok(e->single_socket) || !expect_ok(e->vmpl_mode) || e->vmpl > 3 ||
+        !expect_ok(e->report_data.mode) || !expect_ok(e->host_data.mode) ||
+        !expect_ok(e->min_tcb_mode))
+        return LUNA_ERR_INVALID_ARG;
+    if (!p->types[LUNA_EVIDENCE_SEV_SNP].allowed)
+        return LUNA_ERR_NOT_FOUND;
+    p->snp = *e;
+    return LUNA_OK;
+}
+
+luna_err luna_policy_set_tdx(luna_policy *p, const luna_tdx_expect *e)
+{
+    if (p == NULL || e == NULL || !expect_ok(e->mrconfigid.mode) ||
+        !expect_ok(e->mrownerconfig.mode) || !expect_ok(e->report_data.mode))
+        return LUNA_ERR_INVALID_ARG;
+    for (size_t i = 0; i < 4; i++)
+        if (!expect_ok(e->rtmr[i].mode))
+            return LUNA_ERR_INVALID_ARG;
+    if (!p->types[LUNA_EVIDENCE_TDX].allowed)
+        return LUNA_ERR_NOT_FOUND;
+    p->tdx = *e;
+    return LUNA_OK;
+}
+
+luna_err luna_policy_set_sgx(luna_policy *p, const luna_sgx_expect *e)
+{
+    if (p == NULL || e == NULL || !expect_ok(e->isvprodid_mode) ||
+        !expect_ok(e->min_isvsvn_mode) || !expect_ok(e->report_data.mode))
+        return LUNA_ERR_INVALID_ARG;
+    if (!p->types[LUNA_EVIDENCE_SGX].allowed)
+        return LUNA_ERR_NOT_FOUND;
+    p->sgx = *e;
+    return LUNA_OK;
+}
+
+static const void *expect_of(const luna_policy *p, luna_evidence_type type)
+{
+    switch (type) {
+    case LUNA_EVIDENCE_SEV_SNP: return &p->snp;
+    case LUNA_EVIDENCE_TDX: return &p->tdx;
+    case LUNA_EVIDENCE_SGX: return &p->sgx;
+    default: return NULL;
+    }
 }
 
 luna_err luna_policy_allow_debug(luna_policy *p)
@@ -607,7 +692,10 @@ static luna_err appraise(const luna_policy *pol, const pol_deployment *d, const 
         (c->nonce_len != LUNA_VERIFY_NONCE_LEN ||
          !luna_ct_equal(c->nonce, in->nonce, LUNA_VERIFY_NONCE_LEN)))
         return refuse(res, LUNA_VERIFY_NONCE_MISMATCH, "evidence nonce is not the expected one");
-    if (pol->max_age != 0) {
+    /* A format without a clock (TPM quotes) proves freshness only through
+       the caller's nonce, which the key binding below then checks. */
+    bool nonce_stands_in = t->nonce_only && bind && in->nonce != NULL && !c->has_timestamp;
+    if (pol->max_age != 0 && !nonce_stands_in) {
         if (!c->has_timestamp)
             return refuse(res, LUNA_VERIFY_STALE, "evidence carries no timestamp to bound its age");
         if (c->timestamp > now + (int64_t)pol->skew)
@@ -737,7 +825,8 @@ static luna_err verify_impl(luna_verifier *v, const luna_verify_input *in, bool 
                             .collateral = v->collateral[in->type],
                             .cache = &v->cache,
                             .now = now,
-                            .revocation_optional = t->revocation_optional};
+                            .revocation_optional = t->revocation_optional,
+                            .expect = expect_of(pol, in->type)};
     r = b->verify(state, &ctx, &why);
     if (r == LUNA_VERIFY_OK)
         r = b->claims(state, &ctx, &claims, &why);

@@ -25,6 +25,8 @@
 #define DCAP_MAX_PCK_CHAIN 4
 #define DCAP_MAX_LEVELS 64
 #define DCAP_MAX_MODULE_IDS 8
+#define DCAP_ADV_POOL 16384 /* advisory id text of one collateral document */
+#define DCAP_ADV_ID_MAX 32  /* one advisory id, e.g. "INTEL-SA-00334" */
 
 /* An SGX REPORT body: the enclave of an SGX quote, or the QE report. */
 typedef struct dcap_report {
@@ -49,6 +51,8 @@ typedef struct dcap_sigdata {
     size_t auth_len;
     X509 *pck[DCAP_MAX_PCK_CHAIN]; /* leaf first */
     size_t n_pck;
+    const uint8_t *pck_pem; /* the PEM chain as quoted (a view): chain cache key */
+    size_t pck_pem_len;
 } dcap_sigdata;
 
 /* What the PCK certificate says about the platform. */
@@ -67,11 +71,13 @@ typedef struct dcap_level {
     uint16_t pcesvn;
     uint8_t tdx[16];
     luna_tcb_status status;
+    uint16_t adv_off, adv_len; /* advisoryIDs: comma-joined text in the pool */
 } dcap_level;
 
 typedef struct dcap_isv_level {
     uint16_t isvsvn;
     luna_tcb_status status;
+    uint16_t adv_off, adv_len;
 } dcap_isv_level;
 
 typedef struct dcap_module_id {
@@ -98,6 +104,8 @@ typedef struct dcap_tcbinfo {
     size_t n_ids;
     dcap_level levels[DCAP_MAX_LEVELS];
     size_t n_levels;
+    char adv[DCAP_ADV_POOL]; /* advisory id pool of the levels */
+    size_t adv_used;
 } dcap_tcbinfo;
 
 typedef struct dcap_qeid {
@@ -109,6 +117,8 @@ typedef struct dcap_qeid {
     uint16_t isvprodid;
     dcap_isv_level levels[DCAP_MAX_LEVELS];
     size_t n_levels;
+    char adv[DCAP_ADV_POOL];
+    size_t adv_used;
 } dcap_qeid;
 
 typedef struct dcap_collateral {
@@ -135,10 +145,14 @@ void luna_dcap_sigdata_clear(dcap_sigdata *s);
  * the bundle's CRLs, QE report signature by the PCK key, QE report data =
  * SHA-256(attestation key || auth data), quote signature over signed, and
  * the PCK SGX extensions.  Needs the bundle (COLLATERAL_MISSING without).
+ * A chain already verified (same PEM bytes, same CRL bytes, inside the
+ * window of all of them) is taken from ctx->cache under type; the QE
+ * report and quote signatures are always verified.
  */
 luna_verify_reason luna_dcap_verify_quote(const dcap_sigdata *sd, const uint8_t *signed_part,
                                           size_t signed_len, const luna_backend_ctx *ctx,
-                                          dcap_pck *pck, bool *crl_checked, const char **why);
+                                          luna_evidence_type type, dcap_pck *pck,
+                                          bool *crl_checked, const char **why);
 
 /* The TD quote body fields the TCB evaluation needs. */
 typedef struct dcap_tdx_facts {
@@ -147,18 +161,28 @@ typedef struct dcap_tdx_facts {
     uint8_t seam_attributes[8];
 } dcap_tdx_facts;
 
+/* Advisory ids of the matched TCB levels, merged without duplicates:
+   comma-separated, NUL-terminated (the luna_claims advisory_ids text). */
+typedef struct dcap_adv {
+    char s[LUNA_CLAIM_ADVISORY_MAX];
+    size_t len;
+} dcap_adv;
+
 /*
  * Platform TCB status from TCB Info for the PCK values (and, for TDX, the
  * TDX module: TEE_TCB_SVN, MRSIGNERSEAM, SEAM attributes; NULL for SGX).
  * Checks freshness, FMSPC and PCE-ID.  TCB_OUT_OF_DATE with "not
- * supported" when no level matches.
+ * supported" when no level matches.  adv (may be NULL) gains the advisory
+ * ids of the matched platform and TDX module levels.
  */
 luna_verify_reason luna_dcap_tcb_status(const dcap_collateral *c, const dcap_pck *pck,
                                         const dcap_tdx_facts *tdx, int64_t now,
-                                        luna_tcb_status *out, const char **why);
-/* QE identity status of the quoting enclave (QE report). */
+                                        luna_tcb_status *out, dcap_adv *adv, const char **why);
+/* QE identity status of the quoting enclave (QE report).  adv (may be
+   NULL) gains the advisory ids of the matched levels. */
 luna_verify_reason luna_dcap_qe_status(const dcap_collateral *c, bool td, const dcap_report *qe,
-                                       int64_t now, luna_qe_status *out, const char **why);
+                                       int64_t now, luna_qe_status *out, dcap_adv *adv,
+                                       const char **why);
 
 /* Parse the signed object text of a TCB Info / QE Identity (no signature
    check): for tests and fuzzing; the load path uses the same code. */

@@ -173,6 +173,8 @@ static luna_verify_reason read_qe_part(luna_reader *r, dcap_sigdata *s, const ch
     res = read_cert_data(r, CERT_DATA_PCK_CHAIN, &chain, &chain_len, why);
     if (res != LUNA_VERIFY_OK)
         return res;
+    s->pck_pem = chain;
+    s->pck_pem_len = chain_len;
     return read_pem_chain(chain, chain_len, s, why);
 }
 
@@ -351,32 +353,81 @@ static luna_verify_reason leaf_p256(X509 *c, uint8_t pt[65], const char **why)
     return luna_hw_ec_point(X509_get0_pubkey(c), LUNA_EC_P256, pt, 65, &n, why);
 }
 
+static luna_verify_reason chain_cache_key(const dcap_sigdata *sd, const luna_hw_bundle *b,
+                                          uint8_t **key, size_t *key_len, const char **why)
+{
+    const uint8_t *parts[1 + LUNA_HWCOL_MAX_ITEMS];
+    size_t lens[1 + LUNA_HWCOL_MAX_ITEMS];
+    size_t n = 0;
+    parts[n] = sd->pck_pem;
+    lens[n++] = sd->pck_pem_len;
+    for (size_t i = 0; b != NULL && i < b->n_crls; i++) {
+        parts[n] = b->crl_der[i];
+        lens[n++] = b->crl_der_len[i];
+    }
+    if (luna_hw_cache_key(parts, lens, n, key, key_len) != LUNA_OK) {
+        *why = "out of memory";
+        return LUNA_VERIFY_INTERNAL;
+    }
+    return LUNA_VERIFY_OK;
+}
+
 luna_verify_reason luna_dcap_verify_quote(const dcap_sigdata *sd, const uint8_t *signed_part,
                                           size_t signed_len, const luna_backend_ctx *ctx,
-                                          dcap_pck *pck, bool *crl_checked, const char **why)
+                                          luna_evidence_type type, dcap_pck *pck,
+                                          bool *crl_checked, const char **why)
 {
     const luna_hw_bundle *b = ctx->collateral;
     uint8_t pt[65];
     uint8_t bind[LUNA_SHA256_LEN];
     luna_verify_reason r;
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    luna_chain_entry ce;
 
-    /* Without a bundle the chain is still checked first (a wrong root is
-       reported as such); the missing CRLs and TCB documents refuse later. */
-    luna_hw_chain_opts o = {.anchors = ctx->anchors,
-                            .n_anchors = ctx->n_anchors,
-                            .untrusted = sd->pck + 1,
-                            .n_untrusted = sd->n_pck - 1,
-                            .crls = b != NULL ? b->crls : NULL,
-                            .n_crls = b != NULL ? b->n_crls : 0,
-                            .check_crls = true,
-                            .revocation_optional = ctx->revocation_optional,
-                            .now = ctx->now};
-    r = luna_hw_verify_chain(sd->pck[0], &o, NULL, crl_checked, why);
+    /* The chain cache key is the PEM chain exactly as quoted plus every
+       CRL of the bundle (their bytes decide revocation): a hit means the
+       same certificates were checked against the same CRLs, and the
+       entry lives only inside the window of every certificate and CRL
+       involved, so CRL freshness is still checked at this time. */
+    r = chain_cache_key(sd, b, &key, &key_len, why);
     if (r != LUNA_VERIFY_OK)
         return r;
-    r = leaf_p256(sd->pck[0], pt, why);
-    if (r != LUNA_VERIFY_OK)
-        return r;
+    if (luna_chain_cache_get(ctx->cache, type, key, key_len, ctx->now, &ce) &&
+        ce.kind == LUNA_CHAIN_KEY_P256 && ce.key_len == sizeof(pt)) {
+        memcpy(pt, ce.key, sizeof(pt));
+        *crl_checked = ce.revocation_checked;
+    } else {
+        /* Without a bundle the chain is still checked first (a wrong root
+           is reported as such); the missing CRLs and TCB documents refuse
+           later. */
+        memset(&ce, 0, sizeof(ce));
+        luna_hw_chain_opts o = {.anchors = ctx->anchors,
+                                .n_anchors = ctx->n_anchors,
+                                .untrusted = sd->pck + 1,
+                                .n_untrusted = sd->n_pck - 1,
+                                .crls = b != NULL ? b->crls : NULL,
+                                .n_crls = b != NULL ? b->n_crls : 0,
+                                .check_crls = true,
+                                .revocation_optional = ctx->revocation_optional,
+                                .now = ctx->now,
+                                .window_not_before = &ce.not_before,
+                                .window_not_after = &ce.not_after};
+        r = luna_hw_verify_chain(sd->pck[0], &o, NULL, crl_checked, why);
+        if (r == LUNA_VERIFY_OK)
+            r = leaf_p256(sd->pck[0], pt, why);
+        if (r != LUNA_VERIFY_OK) {
+            free(key);
+            return r;
+        }
+        ce.type = type;
+        ce.kind = LUNA_CHAIN_KEY_P256;
+        memcpy(ce.key, pt, sizeof(pt));
+        ce.key_len = sizeof(pt);
+        ce.revocation_checked = *crl_checked;
+        luna_chain_cache_put(ctx->cache, key, key_len, &ce);
+    }
+    free(key);
     memset(pck, 0, sizeof(*pck));
     if (parse_pck_ext(sd->pck[0], pck) != LUNA_OK ||
         !luna_hw_serial(sd->pck[0], pck->serial, &pck->serial_len)) {
@@ -415,6 +466,41 @@ luna_verify_reason luna_dcap_verify_quote(const dcap_sigdata *sd, const uint8_t 
 
 /* ---- TCB evaluation ---- */
 
+/* Adds the comma-separated ids list[0..n) to adv, skipping ones already
+   there; false when the result would not fit. */
+static bool adv_merge(dcap_adv *adv, const char *list, size_t n)
+{
+    size_t i = 0;
+    if (adv == NULL)
+        return true;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && list[j] != ',')
+            j++;
+        const size_t idl = j - i;
+        bool dup = false;
+        for (size_t k = 0; k < adv->len && !dup;) {
+            size_t e = k;
+            while (e < adv->len && adv->s[e] != ',')
+                e++;
+            dup = e - k == idl && memcmp(adv->s + k, list + i, idl) == 0;
+            k = e + 1;
+        }
+        if (!dup && idl > 0) {
+            const size_t need = idl + (adv->len > 0 ? 1 : 0);
+            if (need >= sizeof(adv->s) - adv->len)
+                return false;
+            if (adv->len > 0)
+                adv->s[adv->len++] = ',';
+            memcpy(adv->s + adv->len, list + i, idl);
+            adv->len += idl;
+            adv->s[adv->len] = '\0';
+        }
+        i = j + 1;
+    }
+    return true;
+}
+
 luna_tcb_status luna_dcap_worse(luna_tcb_status a, luna_tcb_status b)
 {
     return a > b ? a : b;
@@ -442,7 +528,7 @@ static bool module_ok(const uint8_t mrsigner[48], const uint8_t attrs[8], const 
 }
 
 static luna_verify_reason module_status(const dcap_tcbinfo *t, const dcap_tdx_facts *tdx,
-                                        luna_tcb_status *out, const char **why)
+                                        luna_tcb_status *out, dcap_adv *adv, const char **why)
 {
     const uint8_t major = tdx->tee_tcb_svn[1];
     if (major == 0) {
@@ -465,6 +551,10 @@ static luna_verify_reason module_status(const dcap_tcbinfo *t, const dcap_tdx_fa
         for (size_t j = 0; j < m->n_levels; j++) {
             if (m->levels[j].isvsvn <= tdx->tee_tcb_svn[0]) {
                 *out = m->levels[j].status;
+                if (!adv_merge(adv, t->adv + m->levels[j].adv_off, m->levels[j].adv_len)) {
+                    *why = "advisory ids of the matched TCB levels exceed the claims cap";
+                    return LUNA_VERIFY_COLLATERAL_INVALID;
+                }
                 return LUNA_VERIFY_OK;
             }
         }
@@ -476,7 +566,7 @@ static luna_verify_reason module_status(const dcap_tcbinfo *t, const dcap_tdx_fa
 
 luna_verify_reason luna_dcap_tcb_status(const dcap_collateral *c, const dcap_pck *pck,
                                         const dcap_tdx_facts *tdx, int64_t now,
-                                        luna_tcb_status *out, const char **why)
+                                        luna_tcb_status *out, dcap_adv *adv, const char **why)
 {
     luna_verify_reason r;
     if (c == NULL || !c->has_tcbinfo) {
@@ -506,9 +596,13 @@ luna_verify_reason luna_dcap_tcb_status(const dcap_collateral *c, const dcap_pck
         if (!ok)
             continue;
         luna_tcb_status st = l->status;
+        if (!adv_merge(adv, t->adv + l->adv_off, l->adv_len)) {
+            *why = "advisory ids of the matched TCB levels exceed the claims cap";
+            return LUNA_VERIFY_COLLATERAL_INVALID;
+        }
         if (tdx != NULL) {
             luna_tcb_status ms = LUNA_TCB_UNKNOWN;
-            r = module_status(t, tdx, &ms, why);
+            r = module_status(t, tdx, &ms, adv, why);
             if (r != LUNA_VERIFY_OK)
                 return r;
             st = luna_dcap_worse(st, ms);
@@ -521,7 +615,8 @@ luna_verify_reason luna_dcap_tcb_status(const dcap_collateral *c, const dcap_pck
 }
 
 luna_verify_reason luna_dcap_qe_status(const dcap_collateral *c, bool td, const dcap_report *qe,
-                                       int64_t now, luna_qe_status *out, const char **why)
+                                       int64_t now, luna_qe_status *out, dcap_adv *adv,
+                                       const char **why)
 {
     luna_verify_reason r;
     if (c == NULL || !c->has_qeid) {
@@ -551,6 +646,10 @@ luna_verify_reason luna_dcap_qe_status(const dcap_collateral *c, bool td, const 
             *out = s == LUNA_TCB_UP_TO_DATE ? LUNA_QE_VALID
                    : s == LUNA_TCB_REVOKED  ? LUNA_QE_REVOKED
                                             : LUNA_QE_OUT_OF_DATE;
+            if (!adv_merge(adv, q->adv + q->levels[i].adv_off, q->levels[i].adv_len)) {
+                *why = "advisory ids of the matched QE identity level exceed the claims cap";
+                return LUNA_VERIFY_COLLATERAL_INVALID;
+            }
             break;
         }
     }
@@ -621,7 +720,45 @@ static luna_err j_status(json_t *o, luna_tcb_status *out)
     return LUNA_OK;
 }
 
-static luna_err j_isv_levels(json_t *arr, dcap_isv_level *out, size_t *n)
+static bool adv_char_ok(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/* A level's optional "advisoryIDs": strings of [A-Z0-9-], joined with
+   commas into the document's pool at off, len bytes (0: none). */
+static luna_err j_advisories(json_t *level, char *pool, size_t *used, uint16_t *off,
+                             uint16_t *len)
+{
+    json_t *a = json_object_get(level, "advisoryIDs"), *v;
+    size_t i, start = *used;
+    *off = 0;
+    *len = 0;
+    if (a == NULL)
+        return LUNA_OK;
+    LUNA_ENSURE(json_is_array(a), LUNA_ERR_FORMAT);
+    json_array_foreach(a, i, v) {
+        const char *id = json_string_value(v);
+        size_t n = json_is_string(v) ? json_string_length(v) : 0;
+        LUNA_ENSURE(n >= 1 && n <= DCAP_ADV_ID_MAX, LUNA_ERR_FORMAT);
+        for (size_t k = 0; k < n; k++)
+            LUNA_ENSURE(adv_char_ok(id[k]), LUNA_ERR_FORMAT);
+        const size_t need = n + (i > 0 ? 1 : 0);
+        LUNA_ENSURE(need <= DCAP_ADV_POOL - *used, LUNA_ERR_TOO_LARGE);
+        if (i > 0)
+            pool[(*used)++] = ',';
+        memcpy(pool + *used, id, n);
+        *used += n;
+    }
+    /* One level's list must fit the claims text on its own. */
+    LUNA_ENSURE(*used - start < LUNA_CLAIM_ADVISORY_MAX, LUNA_ERR_TOO_LARGE);
+    *off = (uint16_t)start;
+    *len = (uint16_t)(*used - start);
+    return LUNA_OK;
+}
+
+static luna_err j_isv_levels(json_t *arr, dcap_isv_level *out, size_t *n, char *pool,
+                             size_t *used)
 {
     size_t i;
     json_t *l;
@@ -633,6 +770,7 @@ static luna_err j_isv_levels(json_t *arr, dcap_isv_level *out, size_t *n)
         LUNA_GUARD(j_int(json_object_get(l, "tcb"), "isvsvn", 0xffff, &svn));
         out[i].isvsvn = (uint16_t)svn;
         LUNA_GUARD(j_status(l, &out[i].status));
+        LUNA_GUARD(j_advisories(l, pool, used, &out[i].adv_off, &out[i].adv_len));
     }
     *n = json_array_size(arr);
     return LUNA_OK;
@@ -682,7 +820,8 @@ static luna_err parse_module_ids(json_t *arr, dcap_tcbinfo *t)
         LUNA_GUARD(j_hex(m, "mrsigner", d->mrsigner, 48));
         LUNA_GUARD(j_hex(m, "attributes", d->attributes, 8));
         LUNA_GUARD(j_hex(m, "attributesMask", d->mask, 8));
-        LUNA_GUARD(j_isv_levels(json_object_get(m, "tcbLevels"), d->levels, &d->n_levels));
+        LUNA_GUARD(j_isv_levels(json_object_get(m, "tcbLevels"), d->levels, &d->n_levels, t->adv,
+                                &t->adv_used));
     }
     t->n_ids = json_array_size(arr);
     return LUNA_OK;
@@ -736,6 +875,7 @@ static luna_err parse_tcbinfo(json_t *o, bool tdx, dcap_tcbinfo *t)
         LUNA_GUARD(j_int(tcb, "pcesvn", 0xffff, &x));
         d->pcesvn = (uint16_t)x;
         LUNA_GUARD(j_status(l, &d->status));
+        LUNA_GUARD(j_advisories(l, t->adv, &t->adv_used, &d->adv_off, &d->adv_len));
     }
     t->n_levels = json_array_size(levels);
     return LUNA_OK;
@@ -764,7 +904,8 @@ static luna_err parse_qeid(json_t *o, bool tdx, dcap_qeid *q)
     LUNA_GUARD(j_hex(o, "mrsigner", q->mrsigner, 32));
     LUNA_GUARD(j_int(o, "isvprodid", 0xffff, &x));
     q->isvprodid = (uint16_t)x;
-    return j_isv_levels(json_object_get(o, "tcbLevels"), q->levels, &q->n_levels);
+    return j_isv_levels(json_object_get(o, "tcbLevels"), q->levels, &q->n_levels, q->adv,
+                        &q->adv_used);
 }
 
 static luna_err parse_text(const uint8_t *text, size_t len, json_t **out);

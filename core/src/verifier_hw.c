@@ -71,6 +71,7 @@ void luna_hw_bundle_free(luna_hw_bundle *b)
         X509_CRL_free(b->crls[i]);
     free(b->tcb_info);
     free(b->qe_identity);
+    free(b->raw);
     if (b->ext != NULL && b->ext_free != NULL)
         b->ext_free(b->ext);
     free(b);
@@ -98,6 +99,8 @@ static luna_err add_item(luna_hw_bundle *b, uint8_t kind, const uint8_t *p, size
             X509_free(c);
             return LUNA_ERR_FORMAT;
         }
+        b->cert_der[b->n_certs] = p;
+        b->cert_der_len[b->n_certs] = n;
         b->certs[b->n_certs++] = c;
         return LUNA_OK;
     }
@@ -109,6 +112,8 @@ static luna_err add_item(luna_hw_bundle *b, uint8_t kind, const uint8_t *p, size
             X509_CRL_free(c);
             return LUNA_ERR_FORMAT;
         }
+        b->crl_der[b->n_crls] = p;
+        b->crl_der_len[b->n_crls] = n;
         b->crls[b->n_crls++] = c;
         if (this_update > b->issued_at)
             b->issued_at = this_update;
@@ -138,7 +143,12 @@ luna_err luna_hw_bundle_parse(const uint8_t *doc, size_t len, luna_hw_bundle **o
     luna_hw_bundle *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return LUNA_ERR_NOMEM;
-    luna_reader_init(&r, doc, len);
+    /* The DER views of the chain cache keys point into this copy. */
+    b->raw = malloc(len > 0 ? len : 1);
+    LUNA_TRY_ENSURE(b->raw != NULL, LUNA_ERR_NOMEM, fail);
+    if (len > 0)
+        memcpy(b->raw, doc, len);
+    luna_reader_init(&r, b->raw, len);
     LUNA_TRY(luna_read_view(&r, &magic, LUNA_HWCOL_MAGIC_LEN), fail);
     LUNA_TRY_ENSURE(memcmp(magic, LUNA_HWCOL_MAGIC, LUNA_HWCOL_MAGIC_LEN) == 0,
                     LUNA_ERR_FORMAT, fail);
@@ -292,6 +302,37 @@ luna_verify_reason luna_hw_verify_chain(X509 *leaf, const luna_hw_chain_opts *o,
                 missing_crl = true;
         }
     }
+    if (o->window_not_before != NULL && o->window_not_after != NULL) {
+        int64_t nb = INT64_MIN, na = INT64_MAX;
+        for (int i = 0; i < n; i++) {
+            X509 *c = sk_X509_value(chain, i);
+            int64_t a = 0, z = 0;
+            if (luna_hw_asn1_time(X509_get0_notBefore(c), &a) != LUNA_OK ||
+                luna_hw_asn1_time(X509_get0_notAfter(c), &z) != LUNA_OK) {
+                *why = "certificate validity is unreadable";
+                r = LUNA_VERIFY_BAD_CERTIFICATE;
+                goto out;
+            }
+            nb = a > nb ? a : nb;
+            na = z < na ? z : na;
+            /* Every CRL OpenSSL could have used for this certificate. */
+            for (size_t j = 0; o->check_crls && i + 1 < n && j < o->n_crls; j++) {
+                if (X509_NAME_cmp(X509_get_issuer_name(c), X509_CRL_get_issuer(o->crls[j])) != 0)
+                    continue;
+                if (luna_hw_asn1_time(X509_CRL_get0_lastUpdate(o->crls[j]), &a) != LUNA_OK ||
+                    X509_CRL_get0_nextUpdate(o->crls[j]) == NULL ||
+                    luna_hw_asn1_time(X509_CRL_get0_nextUpdate(o->crls[j]), &z) != LUNA_OK) {
+                    *why = "a CRL has no valid update times";
+                    r = LUNA_VERIFY_COLLATERAL_INVALID;
+                    goto out;
+                }
+                nb = a > nb ? a : nb;
+                na = z < na ? z : na;
+            }
+        }
+        *o->window_not_before = nb;
+        *o->window_not_after = na;
+    }
     if (root_out != NULL)
         *root_out = anchor;
     if (crl_checked != NULL)
@@ -303,6 +344,217 @@ out:
     sk_X509_free(untrusted);
     sk_X509_CRL_free(crls);
     return r;
+}
+
+/* ---- chain cache keys ---- */
+
+#define CACHE_KEY_MAX (LUNA_HWCOL_MAX + 64u * 1024u)
+
+luna_err luna_hw_cache_key(const uint8_t *const *parts, const size_t *lens, size_t n,
+                           uint8_t **out, size_t *out_len)
+{
+    size_t total = 0;
+    luna_wbuf w;
+
+    if (out == NULL || out_len == NULL || (n > 0 && (parts == NULL || lens == NULL)))
+        return LUNA_ERR_INVALID_ARG;
+    *out = NULL;
+    *out_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > CACHE_KEY_MAX || total > CACHE_KEY_MAX - 4 - lens[i])
+            return LUNA_ERR_TOO_LARGE;
+        total += 4 + lens[i];
+    }
+    if (total == 0)
+        return LUNA_ERR_INVALID_ARG;
+    LUNA_GUARD(luna_wbuf_init_alloc(&w, total));
+    for (size_t i = 0; i < n; i++) {
+        if (luna_write_u32(&w, (uint32_t)lens[i]) != LUNA_OK ||
+            luna_write_bytes(&w, parts[i], lens[i]) != LUNA_OK) {
+            luna_wbuf_free(&w);
+            return LUNA_ERR_INTERNAL;
+        }
+    }
+    /* Ownership moves to the caller (freed with free(), not wiped: a
+       chain is public data). */
+    *out = w.data;
+    *out_len = w.len;
+    return LUNA_OK;
+}
+
+/* ---- policy expectations on hardware claims ---- */
+
+static luna_verify_reason hw_fail(const char **why, const char *msg, luna_verify_reason r)
+{
+    *why = msg;
+    return r;
+}
+
+static bool set(luna_expect m)
+{
+    return m == LUNA_EXPECT_ANY || m == LUNA_EXPECT_EXACT;
+}
+
+static bool bit_set(luna_bit_rule b)
+{
+    return b == LUNA_BIT_ANY || b == LUNA_BIT_REQUIRED || b == LUNA_BIT_FORBIDDEN;
+}
+
+/* ANY passes; EXACT compares; anything else (UNSET, out of range) fails. */
+static bool bytes_ok(luna_expect m, const uint8_t *want, const uint8_t *got, size_t n)
+{
+    if (m == LUNA_EXPECT_ANY)
+        return true;
+    return m == LUNA_EXPECT_EXACT && luna_ct_equal(want, got, n);
+}
+
+static bool bit_ok(luna_bit_rule rule, uint64_t word, uint64_t bit)
+{
+    switch (rule) {
+    case LUNA_BIT_ANY: return true;
+    case LUNA_BIT_REQUIRED: return (word & bit) != 0;
+    case LUNA_BIT_FORBIDDEN: return (word & bit) == 0;
+    case LUNA_BIT_UNSET: break;
+    }
+    return false;
+}
+
+luna_verify_reason luna_hw_expect_complete(luna_evidence_type type, const void *expect,
+                                           const char **why)
+{
+    bool ok = expect != NULL;
+    if (ok && type == LUNA_EVIDENCE_SEV_SNP) {
+        const luna_snp_expect *e = expect;
+        ok = bit_set(e->smt) && bit_set(e->migrate_ma) && bit_set(e->single_socket) &&
+             set(e->vmpl_mode) && set(e->report_data.mode) && set(e->host_data.mode) &&
+             set(e->min_tcb_mode);
+        if (!ok)
+            *why = "policy leaves a SEV-SNP expectation unset (POLICY bits, VMPL, REPORT_DATA, "
+                   "HOST_DATA or minimum TCB)";
+    } else if (ok && type == LUNA_EVIDENCE_TDX) {
+        const luna_tdx_expect *e = expect;
+        ok = set(e->mrconfigid.mode) && set(e->mrownerconfig.mode) && set(e->report_data.mode);
+        for (size_t i = 0; ok && i < 4; i++)
+            ok = set(e->rtmr[i].mode);
+        if (!ok)
+            *why = "policy leaves a TDX expectation unset (RTMR0-3, MRCONFIGID, MROWNERCONFIG "
+                   "or REPORTDATA)";
+    } else if (ok && type == LUNA_EVIDENCE_SGX) {
+        const luna_sgx_expect *e = expect;
+        ok = set(e->isvprodid_mode) && set(e->min_isvsvn_mode) && set(e->report_data.mode);
+        if (!ok)
+            *why = "policy leaves an SGX expectation unset (ISVPRODID, minimum ISVSVN or "
+                   "REPORTDATA)";
+    } else {
+        ok = false;
+        *why = "policy sets no hardware expectations for this type";
+    }
+    return ok ? LUNA_VERIFY_OK : LUNA_VERIFY_POLICY_INCOMPLETE;
+}
+
+#define SNP_POLICY_SMT (1ull << 16)
+#define SNP_POLICY_MIGRATE_MA (1ull << 18)
+#define SNP_POLICY_SINGLE_SOCKET (1ull << 20)
+
+static luna_verify_reason snp_check(const luna_snp_expect *e, const luna_claims *c,
+                                    const char **why)
+{
+    if (!bit_ok(e->smt, c->snp_policy, SNP_POLICY_SMT))
+        return hw_fail(why, "SEV-SNP POLICY.SMT is not what the policy requires",
+                       LUNA_VERIFY_GUEST_POLICY_REFUSED);
+    if (!bit_ok(e->migrate_ma, c->snp_policy, SNP_POLICY_MIGRATE_MA))
+        return hw_fail(why, "SEV-SNP POLICY.MIGRATE_MA is not what the policy requires",
+                       LUNA_VERIFY_GUEST_POLICY_REFUSED);
+    if (!bit_ok(e->single_socket, c->snp_policy, SNP_POLICY_SINGLE_SOCKET))
+        return hw_fail(why, "SEV-SNP POLICY.SINGLE_SOCKET is not what the policy requires",
+                       LUNA_VERIFY_GUEST_POLICY_REFUSED);
+    if (!(e->vmpl_mode == LUNA_EXPECT_ANY ||
+          (e->vmpl_mode == LUNA_EXPECT_EXACT && c->snp_vmpl == e->vmpl)))
+        return hw_fail(why, "SEV-SNP VMPL is not the expected one", LUNA_VERIFY_VMPL_MISMATCH);
+    if (!bytes_ok(e->report_data.mode, e->report_data.value, c->report_data, 64))
+        return hw_fail(why, "SEV-SNP REPORT_DATA is not the expected value",
+                       LUNA_VERIFY_REPORT_DATA_MISMATCH);
+    if (!bytes_ok(e->host_data.mode, e->host_data.value, c->snp_host_data, 32))
+        return hw_fail(why, "SEV-SNP HOST_DATA is not the expected value",
+                       LUNA_VERIFY_HOST_DATA_MISMATCH);
+    if (e->min_tcb_mode == LUNA_EXPECT_ANY)
+        return LUNA_VERIFY_OK;
+    if (e->min_tcb_mode != LUNA_EXPECT_EXACT)
+        return hw_fail(why, "SEV-SNP minimum TCB rule is unset", LUNA_VERIFY_POLICY_INCOMPLETE);
+    /* Each component on its own: a newer microcode does not make up for
+       an older SNP firmware. */
+    const luna_snp_tcb *t = &c->snp_reported_tcb, *m = &e->min_tcb;
+    if (t->bootloader < m->bootloader)
+        return hw_fail(why, "SEV-SNP boot loader SVN is below the policy minimum",
+                       LUNA_VERIFY_TCB_BELOW_MINIMUM);
+    if (t->tee < m->tee)
+        return hw_fail(why, "SEV-SNP TEE SVN is below the policy minimum",
+                       LUNA_VERIFY_TCB_BELOW_MINIMUM);
+    if (t->snp < m->snp)
+        return hw_fail(why, "SEV-SNP SNP firmware SVN is below the policy minimum",
+                       LUNA_VERIFY_TCB_BELOW_MINIMUM);
+    if (t->microcode < m->microcode)
+        return hw_fail(why, "SEV-SNP microcode SVN is below the policy minimum",
+                       LUNA_VERIFY_TCB_BELOW_MINIMUM);
+    return LUNA_VERIFY_OK;
+}
+
+static luna_verify_reason tdx_check(const luna_tdx_expect *e, const luna_claims *c,
+                                    const char **why)
+{
+    static const char *const msg[4] = {"TDX RTMR0 is not the expected value",
+                                       "TDX RTMR1 is not the expected value",
+                                       "TDX RTMR2 is not the expected value",
+                                       "TDX RTMR3 is not the expected value"};
+    for (size_t i = 0; i < 4; i++)
+        if (!bytes_ok(e->rtmr[i].mode, e->rtmr[i].value, c->tdx_rtmr[i], 48))
+            return hw_fail(why, msg[i], LUNA_VERIFY_RTMR_MISMATCH);
+    if (!bytes_ok(e->mrconfigid.mode, e->mrconfigid.value, c->tdx_mrconfigid, 48))
+        return hw_fail(why, "TDX MRCONFIGID is not the expected value",
+                       LUNA_VERIFY_MRCONFIGID_MISMATCH);
+    if (!bytes_ok(e->mrownerconfig.mode, e->mrownerconfig.value, c->tdx_mrownerconfig, 48))
+        return hw_fail(why, "TDX MROWNERCONFIG is not the expected value",
+                       LUNA_VERIFY_MROWNERCONFIG_MISMATCH);
+    if (!bytes_ok(e->report_data.mode, e->report_data.value, c->report_data, 64))
+        return hw_fail(why, "TDX REPORTDATA is not the expected value",
+                       LUNA_VERIFY_REPORT_DATA_MISMATCH);
+    return LUNA_VERIFY_OK;
+}
+
+static luna_verify_reason sgx_check(const luna_sgx_expect *e, const luna_claims *c,
+                                    const char **why)
+{
+    if (!(e->isvprodid_mode == LUNA_EXPECT_ANY ||
+          (e->isvprodid_mode == LUNA_EXPECT_EXACT && c->sgx_isvprodid == e->isvprodid)))
+        return hw_fail(why, "SGX ISVPRODID is not the expected product",
+                       LUNA_VERIFY_ISVPRODID_MISMATCH);
+    if (!(e->min_isvsvn_mode == LUNA_EXPECT_ANY ||
+          (e->min_isvsvn_mode == LUNA_EXPECT_EXACT && c->sgx_isvsvn >= e->min_isvsvn)))
+        return hw_fail(why, "SGX ISVSVN is below the policy minimum",
+                       LUNA_VERIFY_ISVSVN_BELOW_MINIMUM);
+    if (!bytes_ok(e->report_data.mode, e->report_data.value, c->report_data, 64))
+        return hw_fail(why, "SGX REPORTDATA is not the expected value",
+                       LUNA_VERIFY_REPORT_DATA_MISMATCH);
+    return LUNA_VERIFY_OK;
+}
+
+luna_verify_reason luna_hw_expect_check(luna_evidence_type type, const void *expect,
+                                        const luna_claims *c, const char **why)
+{
+    luna_verify_reason r = luna_hw_expect_complete(type, expect, why);
+    if (r != LUNA_VERIFY_OK)
+        return r;
+    if (c == NULL || c->type != type)
+        return hw_fail(why, "claims are not of the expected type", LUNA_VERIFY_INTERNAL);
+    switch (type) {
+    case LUNA_EVIDENCE_SEV_SNP: return snp_check(expect, c, why);
+    case LUNA_EVIDENCE_TDX: return tdx_check(expect, c, why);
+    case LUNA_EVIDENCE_SGX: return sgx_check(expect, c, why);
+    case LUNA_EVIDENCE_SIM:
+    case LUNA_EVIDENCE_NITRO:
+    case LUNA_EVIDENCE_TPM: break;
+    }
+    return hw_fail(why, "no hardware expectations for this type", LUNA_VERIFY_INTERNAL);
 }
 
 /* ---- certificate fields ---- */

@@ -27,6 +27,13 @@ typedef struct luna_hw_bundle {
     uint8_t *qe_identity;
     size_t qe_identity_len;
     int64_t issued_at; /* the newest CRL thisUpdate / document issueDate */
+    /* The exact DER of certs[i] / crls[i] (views into raw), for the
+       chain cache keys. */
+    const uint8_t *cert_der[LUNA_HWCOL_MAX_ITEMS];
+    size_t cert_der_len[LUNA_HWCOL_MAX_ITEMS];
+    const uint8_t *crl_der[LUNA_HWCOL_MAX_ITEMS];
+    size_t crl_der_len[LUNA_HWCOL_MAX_ITEMS];
+    uint8_t *raw; /* owned copy of the bundle */
     void *ext;         /* backend-specific parsed data, freed by ext_free */
     void (*ext_free)(void *ext);
 } luna_hw_bundle;
@@ -52,6 +59,12 @@ typedef struct luna_hw_chain_opts {
     bool check_crls;
     bool revocation_optional; /* a missing CRL is then not an error */
     int64_t now;
+    /* When non-NULL, set on success to the tightest window over every
+       certificate of the built chain (anchor included) and, with
+       check_crls, every CRL issued by one of its issuers
+       (thisUpdate..nextUpdate): how long a chain cache entry may live. */
+    int64_t *window_not_before;
+    int64_t *window_not_after;
 } luna_hw_chain_opts;
 
 /*
@@ -63,6 +76,30 @@ typedef struct luna_hw_chain_opts {
  */
 luna_verify_reason luna_hw_verify_chain(X509 *leaf, const luna_hw_chain_opts *o,
                                         X509 **root_out, bool *crl_checked, const char **why);
+
+/*
+ * A chain cache key: the concatenation of n byte strings, each preceded
+ * by its length (u32, big-endian) so that no two different lists give
+ * the same key.  *out is malloc'd (caller frees); LUNA_ERR_NOMEM,
+ * LUNA_ERR_TOO_LARGE over LUNA_HWCOL_MAX + 64 KiB.
+ */
+luna_err luna_hw_cache_key(const uint8_t *const *parts, const size_t *lens, size_t n,
+                           uint8_t **out, size_t *out_len) LUNA_MUST_CHECK;
+
+/*
+ * The hardware expectations of the policy (luna_snp_expect for sev-snp,
+ * luna_tdx_expect for tdx, luna_sgx_expect for sgx), evaluated on
+ * authenticated claims.  luna_hw_expect_complete refuses with
+ * POLICY_INCOMPLETE when expect is NULL or any rule is UNSET;
+ * luna_hw_expect_check returns the distinct reason of the first rule the
+ * claims break.  The shared verifier passes its policy's expectations on
+ * every verification; a caller that drives a backend directly with
+ * ctx->expect == NULL (the offline reporter) must call these itself.
+ */
+luna_verify_reason luna_hw_expect_complete(luna_evidence_type type, const void *expect,
+                                           const char **why);
+luna_verify_reason luna_hw_expect_check(luna_evidence_type type, const void *expect,
+                                        const luna_claims *c, const char **why);
 
 /* The raw uncompressed point (0x04||X||Y) of an EC key on curve. */
 luna_verify_reason luna_hw_ec_point(EVP_PKEY *key, luna_ec_curve curve, uint8_t *out,

@@ -37,6 +37,9 @@ typedef struct luna_chain_entry {
     size_t serial_len;
     int64_t not_before; /* the tightest window over the whole chain */
     int64_t not_after;
+    /* Hardware backends: whether CRLs covered every certificate of the
+       chain when it verified (the CRL bytes are part of their key). */
+    bool revocation_checked;
 } luna_chain_entry;
 
 typedef struct luna_chain_cache luna_chain_cache;
@@ -59,6 +62,10 @@ typedef struct luna_backend_ctx {
     luna_chain_cache *cache;
     int64_t now;
     bool revocation_optional; /* luna_policy_set_revocation_optional */
+    /* The type's hardware expectations (luna_snp_expect, luna_tdx_expect,
+       luna_sgx_expect), all UNSET when the policy never set them; NULL
+       for the other types. */
+    const void *expect;
 } luna_backend_ctx;
 
 /*

@@ -38,6 +38,7 @@ typedef struct sgx_state {
     luna_tcb_status tcb;
     luna_qe_status qe;
     uint32_t eval_num;
+    dcap_adv adv;
 } sgx_state;
 
 static bool zero_rest(const luna_reader *r)
@@ -127,14 +128,21 @@ static luna_verify_reason sgx_verify(void *state, const luna_backend_ctx *ctx, c
     luna_verify_reason r;
     const dcap_collateral *c = luna_dcap_collateral_of(ctx->collateral);
 
-    r = luna_dcap_verify_quote(&s->sd, s->signed_part, SGX_SIGNED_LEN, ctx, &s->pck,
-                               &s->crl_checked, why);
+    /* Fail closed before any work: every expectation must be set (ANY is
+       a setting).  NULL: the caller appraises the claims itself. */
+    if (ctx->expect != NULL) {
+        r = luna_hw_expect_complete(LUNA_EVIDENCE_SGX, ctx->expect, why);
+        if (r != LUNA_VERIFY_OK)
+            return r;
+    }
+    r = luna_dcap_verify_quote(&s->sd, s->signed_part, SGX_SIGNED_LEN, ctx, LUNA_EVIDENCE_SGX,
+                               &s->pck, &s->crl_checked, why);
     if (r != LUNA_VERIFY_OK)
         return r;
-    r = luna_dcap_qe_status(c, false, &s->sd.qe, ctx->now, &s->qe, why);
+    r = luna_dcap_qe_status(c, false, &s->sd.qe, ctx->now, &s->qe, &s->adv, why);
     if (r != LUNA_VERIFY_OK)
         return r;
-    r = luna_dcap_tcb_status(c, &s->pck, NULL, ctx->now, &s->tcb, why);
+    r = luna_dcap_tcb_status(c, &s->pck, NULL, ctx->now, &s->tcb, &s->adv, why);
     if (r != LUNA_VERIFY_OK)
         return r;
     s->eval_num = c->tcbinfo.eval_num;
@@ -145,8 +153,6 @@ static luna_verify_reason sgx_claims(const void *state, const luna_backend_ctx *
                                      luna_claims *c, const char **why)
 {
     const sgx_state *s = state;
-    (void)ctx;
-    (void)why;
     memset(c, 0, sizeof(*c));
     c->type = LUNA_EVIDENCE_SGX;
     c->version = 3;
@@ -162,6 +168,12 @@ static luna_verify_reason sgx_claims(const void *state, const luna_backend_ctx *
     memcpy(c->platform_serial, s->pck.serial, s->pck.serial_len);
     c->platform_serial_len = s->pck.serial_len;
     c->revocation_checked = s->crl_checked;
+    c->sgx_isvprodid = s->rep.isvprodid;
+    c->sgx_isvsvn = s->rep.isvsvn;
+    memcpy(c->advisory_ids, s->adv.s, s->adv.len + 1);
+    /* The policy's expectations, on exactly what the claims say. */
+    if (ctx->expect != NULL)
+        return luna_hw_expect_check(LUNA_EVIDENCE_SGX, ctx->expect, c, why);
     return LUNA_VERIFY_OK;
 }
 

@@ -90,6 +90,12 @@ typedef struct snp_state {
     bool crl_checked;
 } snp_state;
 
+static luna_verify_reason fail(const char **why, const char *msg, luna_verify_reason r)
+{
+    *why = msg;
+    return r;
+}
+
 /* ---- parse ---- */
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -352,6 +358,40 @@ static bool cn_is(const X509_NAME *name, const char *want)
     return luna_hw_cn(name, cn, sizeof(cn)) && strcmp(cn, want) == 0;
 }
 
+/* The one anchor named ARK-<product>, for the CRL check of a chain that
+   came from the cache (it reached that anchor when it verified). */
+static X509 *product_ark(const luna_backend_ctx *ctx, snp_product product)
+{
+    X509 *found = NULL;
+    const char *want = product == SNP_MILAN ? "ARK-Milan" : "ARK-Genoa";
+    for (size_t i = 0; i < ctx->n_anchors; i++) {
+        if (!cn_is(X509_get_subject_name(ctx->anchors[i]), want))
+            continue;
+        if (found != NULL)
+            return NULL; /* ambiguous: verify the chain again instead */
+        found = ctx->anchors[i];
+    }
+    return found;
+}
+
+/* Chain cache key: the leaf and every other certificate the chain could
+   be built from, as installed. */
+static luna_err chain_key(const luna_hw_bundle *b, size_t leaf_idx, uint8_t **key, size_t *len)
+{
+    const uint8_t *parts[LUNA_HWCOL_MAX_ITEMS];
+    size_t lens[LUNA_HWCOL_MAX_ITEMS];
+    size_t n = 0;
+    parts[n] = b->cert_der[leaf_idx];
+    lens[n++] = b->cert_der_len[leaf_idx];
+    for (size_t i = 0; i < b->n_certs; i++) {
+        if (i == leaf_idx)
+            continue;
+        parts[n] = b->cert_der[i];
+        lens[n++] = b->cert_der_len[i];
+    }
+    return luna_hw_cache_key(parts, lens, n, key, len);
+}
+
 static luna_verify_reason snp_verify(void *state, const luna_backend_ctx *ctx, const char **why)
 {
     snp_state *s = state;
@@ -359,92 +399,139 @@ static luna_verify_reason snp_verify(void *state, const luna_backend_ctx *ctx, c
     const luna_hw_bundle *b = ctx->collateral;
     const bool vlek = ((rep->flags >> SNP_FLAG_SIGNING_KEY_SHIFT) & SNP_FLAG_SIGNING_KEY_MASK) ==
                       SNP_SIGNING_VLEK;
+    const char *want_cn = vlek ? "SEV-VLEK" : "SEV-VCEK";
+    const char *other_cn = vlek ? "SEV-VCEK" : "SEV-VLEK";
     X509 *leaf = NULL;
+    size_t leaf_idx = 0;
     X509 *ark = NULL;
     X509 *inter[LUNA_HWCOL_MAX_ITEMS];
     size_t n_inter = 0;
-    bool candidate = false;
+    size_t n_named = 0, n_other = 0, n_chip = 0;
     uint8_t pt[97];
     size_t pt_len = 0;
     snp_product product;
     luna_verify_reason r;
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    luna_chain_entry ce;
 
-    if (b == NULL) {
-        *why = "no SEV-SNP collateral (VCEK/VLEK and AMD chain) installed";
-        return LUNA_VERIFY_COLLATERAL_MISSING;
+    /* Fail closed before any work: every expectation must be set (ANY is
+       a setting).  NULL: the caller appraises the claims itself. */
+    if (ctx->expect != NULL) {
+        r = luna_hw_expect_complete(LUNA_EVIDENCE_SEV_SNP, ctx->expect, why);
+        if (r != LUNA_VERIFY_OK)
+            return r;
     }
-    /* The report names its key: a VCEK bound to CHIP_ID, or a VLEK. */
+    if (b == NULL)
+        return fail(why, "no SEV-SNP collateral (VCEK/VLEK and AMD chain) installed",
+                    LUNA_VERIFY_COLLATERAL_MISSING);
+    /* The report names its key: SIGNING_KEY says VCEK or VLEK, and a VCEK
+       is the one whose hwID is this CHIP_ID. */
     for (size_t i = 0; i < b->n_certs && leaf == NULL; i++) {
         X509 *c = b->certs[i];
-        if (!cn_is(X509_get_subject_name(c), vlek ? "SEV-VLEK" : "SEV-VCEK"))
+        if (cn_is(X509_get_subject_name(c), other_cn))
+            n_other++;
+        if (!cn_is(X509_get_subject_name(c), want_cn))
             continue;
+        n_named++;
         if (!vlek && hwid_state(c, rep->chip_id) != 1)
             continue;
-        candidate = true;
+        n_chip++;
         if (luna_hw_ec_point(X509_get0_pubkey(c), LUNA_EC_P384, pt, sizeof(pt), &pt_len, why) !=
             LUNA_VERIFY_OK)
             continue;
         if (luna_ecdsa_verify(LUNA_EC_P384, pt, pt_len, LUNA_SIG_P1363, rep->signed_part,
-                              SNP_SIGNED_LEN, rep->sig, sizeof(rep->sig)) == LUNA_OK)
+                              SNP_SIGNED_LEN, rep->sig, sizeof(rep->sig)) == LUNA_OK) {
             leaf = c;
+            leaf_idx = i;
+        }
     }
     if (leaf == NULL) {
-        if (!candidate) {
-            *why = vlek ? "no VLEK certificate in the SEV-SNP collateral"
-                        : "no VCEK certificate for this CHIP_ID in the SEV-SNP collateral";
-            return LUNA_VERIFY_COLLATERAL_MISSING;
-        }
-        *why = "SEV-SNP report signature does not verify with the VCEK/VLEK";
-        return LUNA_VERIFY_BAD_SIGNATURE;
+        if (n_named == 0 && n_other > 0)
+            return fail(why,
+                        vlek ? "SIGNING_KEY says VLEK but the collateral holds only a VCEK"
+                             : "SIGNING_KEY says VCEK but the collateral holds only a VLEK",
+                        LUNA_VERIFY_SIGNING_KEY_MISMATCH);
+        if (n_named == 0)
+            return fail(why,
+                        vlek ? "no VLEK certificate in the SEV-SNP collateral"
+                             : "no VCEK certificate in the SEV-SNP collateral",
+                        LUNA_VERIFY_COLLATERAL_MISSING);
+        if (n_chip == 0)
+            return fail(why, "CHIP_ID is not the hwID of any VCEK in the collateral",
+                        LUNA_VERIFY_CHIP_ID_MISMATCH);
+        return fail(why, "SEV-SNP report signature does not verify with the VCEK/VLEK",
+                    LUNA_VERIFY_BAD_SIGNATURE);
     }
-    if (!product_of(leaf, vlek, &product)) {
-        *why = "signing certificate is not issued by a known AMD product key (Milan, Genoa)";
-        return LUNA_VERIFY_UNSUPPORTED_VERSION;
-    }
+    if (!product_of(leaf, vlek, &product))
+        return fail(why, "signing certificate is not issued by a known AMD product key (Milan, Genoa)",
+                    LUNA_VERIFY_UNSUPPORTED_VERSION);
     for (size_t i = 0; i < b->n_certs; i++)
-        if (b->certs[i] != leaf)
+        if (i != leaf_idx)
             inter[n_inter++] = b->certs[i];
-    luna_hw_chain_opts o = {.anchors = ctx->anchors,
-                            .n_anchors = ctx->n_anchors,
-                            .untrusted = inter,
-                            .n_untrusted = n_inter,
-                            .check_crls = false,
-                            .now = ctx->now};
-    r = luna_hw_verify_chain(leaf, &o, &ark, NULL, why);
-    if (r != LUNA_VERIFY_OK)
-        return r;
-    /* The root reached must be this product's ARK, whatever anchors the
-       policy holds for other products. */
-    if (!cn_is(X509_get_subject_name(ark), product == SNP_MILAN ? "ARK-Milan" : "ARK-Genoa")) {
-        *why = "signing certificate does not chain to the ARK of its product";
-        return LUNA_VERIFY_UNKNOWN_ROOT;
+    /* A chain that already verified with exactly these bytes, and is
+       inside its window now, skips the X.509 work (never the report
+       signature above, nor the CRLs below). */
+    if (chain_key(b, leaf_idx, &key, &key_len) != LUNA_OK)
+        return fail(why, "out of memory", LUNA_VERIFY_INTERNAL);
+    if (luna_chain_cache_get(ctx->cache, LUNA_EVIDENCE_SEV_SNP, key, key_len, ctx->now, &ce))
+        ark = product_ark(ctx, product);
+    if (ark == NULL) {
+        memset(&ce, 0, sizeof(ce));
+        luna_hw_chain_opts o = {.anchors = ctx->anchors,
+                                .n_anchors = ctx->n_anchors,
+                                .untrusted = inter,
+                                .n_untrusted = n_inter,
+                                .check_crls = false,
+                                .now = ctx->now,
+                                .window_not_before = &ce.not_before,
+                                .window_not_after = &ce.not_after};
+        r = luna_hw_verify_chain(leaf, &o, &ark, NULL, why);
+        if (r != LUNA_VERIFY_OK)
+            goto out;
+        /* The root reached must be this product's ARK, whatever anchors
+           the policy holds for other products. */
+        if (!cn_is(X509_get_subject_name(ark), product == SNP_MILAN ? "ARK-Milan" : "ARK-Genoa")) {
+            r = fail(why, "signing certificate does not chain to the ARK of its product",
+                     LUNA_VERIFY_UNKNOWN_ROOT);
+            goto out;
+        }
+        ce.type = LUNA_EVIDENCE_SEV_SNP;
+        ce.kind = LUNA_CHAIN_KEY_P384;
+        memcpy(ce.key, pt, pt_len);
+        ce.key_len = pt_len;
+        luna_chain_cache_put(ctx->cache, key, key_len, &ce);
     }
     r = check_ark_crls(b, ark, leaf, inter, n_inter, ctx, &s->crl_checked, why);
     if (r != LUNA_VERIFY_OK)
-        return r;
+        goto out;
     /* The certificate certifies one TCB: the report must claim exactly it. */
     if (!tcb_reserved_zero(rep->reported_tcb) || !tcb_reserved_zero(rep->current_tcb) ||
         !tcb_reserved_zero(rep->committed_tcb) || !tcb_reserved_zero(rep->launch_tcb)) {
-        *why = "reserved TCB_VERSION bytes set for a Milan/Genoa report";
-        return LUNA_VERIFY_RESERVED_BITS;
+        r = fail(why, "reserved TCB_VERSION bytes set for a Milan/Genoa report",
+                 LUNA_VERIFY_RESERVED_BITS);
+        goto out;
     }
     if (!spl_matches(leaf, OID_BL_SPL, tcb_byte(rep->reported_tcb, 0)) ||
         !spl_matches(leaf, OID_TEE_SPL, tcb_byte(rep->reported_tcb, 1)) ||
         !spl_matches(leaf, OID_SNP_SPL, tcb_byte(rep->reported_tcb, 6)) ||
         !spl_matches(leaf, OID_UCODE_SPL, tcb_byte(rep->reported_tcb, 7))) {
-        *why = "REPORTED_TCB is not the TCB the signing certificate was issued for";
-        return LUNA_VERIFY_BAD_CERTIFICATE;
+        r = fail(why, "REPORTED_TCB is not the TCB the signing certificate was issued for",
+                 LUNA_VERIFY_TCB_CERT_MISMATCH);
+        goto out;
     }
     /* A VLEK is not chip-bound; if one ever carries a hwID it must match. */
     if (vlek && hwid_state(leaf, rep->chip_id) == 0) {
-        *why = "VLEK hwID does not match CHIP_ID";
-        return LUNA_VERIFY_BAD_CERTIFICATE;
+        r = fail(why, "VLEK hwID does not match CHIP_ID", LUNA_VERIFY_CHIP_ID_MISMATCH);
+        goto out;
     }
     if (!luna_hw_serial(leaf, s->serial, &s->serial_len)) {
-        *why = "signing certificate serial is unusable";
-        return LUNA_VERIFY_BAD_CERTIFICATE;
+        r = fail(why, "signing certificate serial is unusable", LUNA_VERIFY_BAD_CERTIFICATE);
+        goto out;
     }
-    return LUNA_VERIFY_OK;
+out:
+    free(key);
+    return r;
 }
 
 static luna_verify_reason snp_claims(const void *state, const luna_backend_ctx *ctx,
@@ -452,8 +539,6 @@ static luna_verify_reason snp_claims(const void *state, const luna_backend_ctx *
 {
     const snp_state *s = state;
     const snp_report *rep = &s->rep;
-    (void)ctx;
-    (void)why;
 
     memset(c, 0, sizeof(*c));
     c->type = LUNA_EVIDENCE_SEV_SNP;
@@ -482,6 +567,20 @@ static luna_verify_reason snp_claims(const void *state, const luna_backend_ctx *
     memcpy(c->platform_serial, s->serial, s->serial_len);
     c->platform_serial_len = s->serial_len;
     c->revocation_checked = s->crl_checked;
+    c->snp_policy = rep->policy;
+    c->snp_platform_info = rep->platform_info;
+    c->snp_vmpl = rep->vmpl;
+    memcpy(c->snp_host_data, rep->host_data, sizeof(rep->host_data));
+    c->snp_reported_tcb = (luna_snp_tcb){.bootloader = tcb_byte(rep->reported_tcb, 0),
+                                         .tee = tcb_byte(rep->reported_tcb, 1),
+                                         .snp = tcb_byte(rep->reported_tcb, 6),
+                                         .microcode = tcb_byte(rep->reported_tcb, 7)};
+    c->snp_vlek = ((rep->flags >> SNP_FLAG_SIGNING_KEY_SHIFT) & SNP_FLAG_SIGNING_KEY_MASK) ==
+                  SNP_SIGNING_VLEK;
+    memcpy(c->snp_chip_id, rep->chip_id, sizeof(rep->chip_id));
+    /* The policy's expectations, on exactly what the claims say. */
+    if (ctx->expect != NULL)
+        return luna_hw_expect_check(LUNA_EVIDENCE_SEV_SNP, ctx->expect, c, why);
     return LUNA_VERIFY_OK;
 }
 

@@ -37,6 +37,9 @@ typedef struct tdx_state {
     uint8_t td_attributes[8];
     uint8_t mrtd[48];
     uint8_t mrowner[48];
+    uint8_t mrconfigid[48];
+    uint8_t mrownerconfig[48];
+    uint8_t rtmr[4][48];
     uint8_t report_data[64];
     dcap_sigdata sd;
     /* Set by tdx_verify. */
@@ -45,7 +48,9 @@ typedef struct tdx_state {
     luna_tcb_status tcb;
     luna_qe_status qe;
     uint32_t eval_num;
+    dcap_adv adv;
 } tdx_state;
+
 
 static luna_err read_body(luna_reader *r, tdx_state *s, bool v15)
 {
@@ -56,9 +61,11 @@ static luna_err read_body(luna_reader *r, tdx_state *s, bool v15)
     LUNA_GUARD(luna_read_bytes(r, s->td_attributes, 8));
     LUNA_GUARD(luna_read_skip(r, 8)); /* XFAM */
     LUNA_GUARD(luna_read_bytes(r, s->mrtd, 48));
-    LUNA_GUARD(luna_read_skip(r, 48)); /* MRCONFIGID */
+    LUNA_GUARD(luna_read_bytes(r, s->mrconfigid, 48));
     LUNA_GUARD(luna_read_bytes(r, s->mrowner, 48));
-    LUNA_GUARD(luna_read_skip(r, 48 + 4 * 48)); /* MROWNERCONFIG, RTMR0..3 */
+    LUNA_GUARD(luna_read_bytes(r, s->mrownerconfig, 48));
+    for (size_t i = 0; i < 4; i++)
+        LUNA_GUARD(luna_read_bytes(r, s->rtmr[i], 48));
     LUNA_GUARD(luna_read_bytes(r, s->report_data, 64));
     if (v15)
         LUNA_GUARD(luna_read_skip(r, 16 + 48)); /* TEE_TCB_SVN2, MRSERVICETD */
@@ -165,14 +172,21 @@ static luna_verify_reason tdx_verify(void *state, const luna_backend_ctx *ctx, c
     luna_verify_reason r;
     const dcap_collateral *c = luna_dcap_collateral_of(ctx->collateral);
 
-    r = luna_dcap_verify_quote(&s->sd, s->signed_part, s->signed_len, ctx, &s->pck,
-                               &s->crl_checked, why);
+    /* Fail closed before any work: every expectation must be set (ANY is
+       a setting).  NULL: the caller appraises the claims itself. */
+    if (ctx->expect != NULL) {
+        r = luna_hw_expect_complete(LUNA_EVIDENCE_TDX, ctx->expect, why);
+        if (r != LUNA_VERIFY_OK)
+            return r;
+    }
+    r = luna_dcap_verify_quote(&s->sd, s->signed_part, s->signed_len, ctx, LUNA_EVIDENCE_TDX,
+                               &s->pck, &s->crl_checked, why);
     if (r != LUNA_VERIFY_OK)
         return r;
-    r = luna_dcap_qe_status(c, true, &s->sd.qe, ctx->now, &s->qe, why);
+    r = luna_dcap_qe_status(c, true, &s->sd.qe, ctx->now, &s->qe, &s->adv, why);
     if (r != LUNA_VERIFY_OK)
         return r;
-    r = luna_dcap_tcb_status(c, &s->pck, &s->facts, ctx->now, &s->tcb, why);
+    r = luna_dcap_tcb_status(c, &s->pck, &s->facts, ctx->now, &s->tcb, &s->adv, why);
     if (r != LUNA_VERIFY_OK)
         return r;
     s->eval_num = c->tcbinfo.eval_num;
@@ -183,8 +197,6 @@ static luna_verify_reason tdx_claims(const void *state, const luna_backend_ctx *
                                      luna_claims *c, const char **why)
 {
     const tdx_state *s = state;
-    (void)ctx;
-    (void)why;
     memset(c, 0, sizeof(*c));
     c->type = LUNA_EVIDENCE_TDX;
     c->version = s->version;
@@ -200,6 +212,16 @@ static luna_verify_reason tdx_claims(const void *state, const luna_backend_ctx *
     memcpy(c->platform_serial, s->pck.serial, s->pck.serial_len);
     c->platform_serial_len = s->pck.serial_len;
     c->revocation_checked = s->crl_checked;
+    for (size_t i = 0; i < 4; i++)
+        memcpy(c->tdx_rtmr[i], s->rtmr[i], 48);
+    memcpy(c->tdx_mrconfigid, s->mrconfigid, 48);
+    memcpy(c->tdx_mrownerconfig, s->mrownerconfig, 48);
+    memcpy(c->tdx_td_attributes, s->td_attributes, 8);
+    memcpy(c->tdx_tee_tcb_svn, s->facts.tee_tcb_svn, 16);
+    memcpy(c->advisory_ids, s->adv.s, s->adv.len + 1);
+    /* The policy's expectations, on exactly what the claims say. */
+    if (ctx->expect != NULL)
+        return luna_hw_expect_check(LUNA_EVIDENCE_TDX, ctx->expect, c, why);
     return LUNA_VERIFY_OK;
 }
 

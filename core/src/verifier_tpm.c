@@ -5,7 +5,8 @@
  * container of luna/evidence_hw.h); the signature by an attestation key
  * whose certificate, from the collateral, chains to a policy anchor; the
  * PCR digest recomputed from the supplied values; extraData as the
- * report data.
+ * report data.  Also the appraisal of quotes of an AK enrolled through
+ * luna/tpm.h (luna_tpm_quote_check), with its clock/reset counter rule.
  *
  * It must never decide policy, never take the attestation key from the
  * evidence, never accept SHA-1 signatures, and never accept PCR values
@@ -20,6 +21,7 @@
 #include "luna/bytes.h"
 #include "luna/crypto.h"
 #include "luna/evidence_hw.h"
+#include "luna/tpm.h"
 #include "verifier_hw.h"
 #include "verifier_internal.h"
 #include "verifier_tpm.h"
@@ -46,6 +48,11 @@ typedef struct tpm_state {
     size_t sig_len;
     uint8_t ecdsa[2 * 48];
     uint8_t pcr_concat_digest[LUNA_HASH_MAX_LEN]; /* H(values) */
+    luna_tpm_counters counters; /* clockInfo of the quote (valid = parsed) */
+    /* The TEE keys of the optional key section: unauthenticated here, the
+       verifier's key binding proves them through extraData. */
+    bool has_kx, has_ed;
+    uint8_t kx[LUNA_CLAIM_KEY_LEN], ed[LUNA_CLAIM_KEY_LEN];
     /* Set by tpm_verify. */
     uint8_t serial[LUNA_CLAIM_SERIAL_MAX];
     size_t serial_len;
@@ -101,6 +108,19 @@ luna_err luna_tpm_evidence_build(luna_wbuf *w, const uint8_t *attest, size_t att
     return LUNA_OK;
 }
 
+luna_err luna_tpm_evidence_add_keys(luna_wbuf *w, const uint8_t x25519[32],
+                                    const uint8_t *ed25519)
+{
+    if (w == NULL || x25519 == NULL)
+        return LUNA_ERR_INVALID_ARG;
+    LUNA_GUARD(luna_write_u8(w, LUNA_TPM_EVIDENCE_KEYS_TAG));
+    LUNA_GUARD(luna_write_bytes(w, x25519, LUNA_CLAIM_KEY_LEN));
+    LUNA_GUARD(luna_write_u8(w, ed25519 != NULL ? 1u : 0u));
+    if (ed25519 != NULL)
+        LUNA_GUARD(luna_write_bytes(w, ed25519, LUNA_CLAIM_KEY_LEN));
+    return LUNA_OK;
+}
+
 /* ---- parse ---- */
 
 static luna_err read_tpm2b(luna_reader *r, const uint8_t **p, size_t *n, size_t max)
@@ -152,6 +172,14 @@ static luna_verify_reason parse_attest(tpm_state *s, pcr_sel *sel, uint32_t *n_s
     if (safe > 1) {
         *why = "TPMS_CLOCK_INFO.safe is not a boolean";
         return LUNA_VERIFY_RESERVED_BITS;
+    }
+    s->counters.valid = true;
+    s->counters.clock = clock;
+    s->counters.reset_count = reset;
+    s->counters.restart_count = restart;
+    if (luna_sha256(s->attest, s->attest_len, s->counters.attest_hash) != LUNA_OK) {
+        *why = "out of memory";
+        return LUNA_VERIFY_INTERNAL;
     }
     if (luna_read_u32(&r, &count) != LUNA_OK || count == 0 || count > TPM_MAX_SELECTIONS)
         return LUNA_VERIFY_MALFORMED;
@@ -258,7 +286,7 @@ static luna_verify_reason read_pcrs(luna_reader *r, tpm_state *s, const pcr_sel 
             seen++;
         }
     }
-    if (seen != n || luna_read_end(r) != LUNA_OK)
+    if (seen != n)
         goto out;
     if (luna_hash_digest(h, w.data, w.len, s->pcr_concat_digest) != LUNA_OK) {
         res = LUNA_VERIFY_INTERNAL;
@@ -268,6 +296,22 @@ static luna_verify_reason read_pcrs(luna_reader *r, tpm_state *s, const pcr_sel 
 out:
     luna_wbuf_free(&w);
     return res;
+}
+
+/* The optional key section: tag || x25519 || u8 has_ed25519 (0/1) || [ed25519]. */
+static luna_verify_reason read_keys(luna_reader *r, tpm_state *s, const char **why)
+{
+    uint8_t tag = 0, has_ed = 0;
+    *why = "malformed TPM evidence key section";
+    if (luna_read_u8(r, &tag) != LUNA_OK || tag != LUNA_TPM_EVIDENCE_KEYS_TAG ||
+        luna_read_bytes(r, s->kx, sizeof(s->kx)) != LUNA_OK ||
+        luna_read_u8(r, &has_ed) != LUNA_OK || has_ed > 1)
+        return LUNA_VERIFY_MALFORMED;
+    if (has_ed == 1 && luna_read_bytes(r, s->ed, sizeof(s->ed)) != LUNA_OK)
+        return LUNA_VERIFY_MALFORMED;
+    s->has_kx = true;
+    s->has_ed = has_ed == 1;
+    return LUNA_VERIFY_OK;
 }
 
 static luna_verify_reason tpm_parse(const uint8_t *ev, size_t len, void **state, const char **why)
@@ -304,6 +348,12 @@ static luna_verify_reason tpm_parse(const uint8_t *ev, size_t len, void **state,
     if (res != LUNA_VERIFY_OK)
         goto out;
     res = read_pcrs(&r, s, sel, n_sel, why);
+    if (res == LUNA_VERIFY_OK && luna_reader_left(&r) != 0)
+        res = read_keys(&r, s, why);
+    if (res == LUNA_VERIFY_OK && luna_read_end(&r) != LUNA_OK) {
+        res = LUNA_VERIFY_MALFORMED;
+        *why = "trailing bytes after the TPM evidence";
+    }
 out:
     if (res != LUNA_VERIFY_OK) {
         free(s);
@@ -430,6 +480,151 @@ luna_verify_reason luna_tpm_verify_pinned(const uint8_t *ev, size_t len, EVP_PKE
     return r;
 }
 
+/* ---- quotes of an enrolled AK (luna/tpm.h) ---- */
+
+const char *luna_tpm_quote_reason_name(luna_tpm_quote_reason r)
+{
+    switch (r) {
+    case LUNA_TPM_QUOTE_OK: return "ok";
+    case LUNA_TPM_QUOTE_MALFORMED: return "malformed";
+    case LUNA_TPM_QUOTE_UNSUPPORTED: return "unsupported";
+    case LUNA_TPM_QUOTE_BAD_SIGNATURE: return "bad_signature";
+    case LUNA_TPM_QUOTE_PCR_VALUES_MISMATCH: return "pcr_values_mismatch";
+    case LUNA_TPM_QUOTE_REPLAY: return "replay";
+    case LUNA_TPM_QUOTE_RESET_BACKWARDS: return "reset_count_backwards";
+    case LUNA_TPM_QUOTE_RESTART_BACKWARDS: return "restart_count_backwards";
+    case LUNA_TPM_QUOTE_CLOCK_BACKWARDS: return "clock_backwards";
+    case LUNA_TPM_QUOTE_NONCE_MISMATCH: return "nonce_mismatch";
+    case LUNA_TPM_QUOTE_MEASUREMENT_MISMATCH: return "measurement_mismatch";
+    case LUNA_TPM_QUOTE_INTERNAL: return "internal";
+    }
+    return "unknown";
+}
+
+luna_verify_reason luna_tpm_quote_reason_verify(luna_tpm_quote_reason r)
+{
+    switch (r) {
+    case LUNA_TPM_QUOTE_OK: return LUNA_VERIFY_OK;
+    case LUNA_TPM_QUOTE_MALFORMED: return LUNA_VERIFY_MALFORMED;
+    case LUNA_TPM_QUOTE_UNSUPPORTED: return LUNA_VERIFY_UNSUPPORTED_VERSION;
+    case LUNA_TPM_QUOTE_BAD_SIGNATURE:
+    case LUNA_TPM_QUOTE_PCR_VALUES_MISMATCH: return LUNA_VERIFY_BAD_SIGNATURE;
+    case LUNA_TPM_QUOTE_REPLAY:
+    case LUNA_TPM_QUOTE_RESET_BACKWARDS:
+    case LUNA_TPM_QUOTE_RESTART_BACKWARDS:
+    case LUNA_TPM_QUOTE_CLOCK_BACKWARDS: return LUNA_VERIFY_STALE;
+    case LUNA_TPM_QUOTE_NONCE_MISMATCH: return LUNA_VERIFY_NONCE_MISMATCH;
+    case LUNA_TPM_QUOTE_MEASUREMENT_MISMATCH: return LUNA_VERIFY_MEASUREMENT_MISMATCH;
+    case LUNA_TPM_QUOTE_INTERNAL: return LUNA_VERIFY_INTERNAL;
+    }
+    return LUNA_VERIFY_INTERNAL;
+}
+
+/*
+ * (resetCount, restartCount, clock) only move forward for one TPM: a
+ * Reset raises resetCount (restartCount starts again at 0), a Restart
+ * raises restartCount, and clock counts milliseconds in between.  The AK
+ * lives in the endorsement hierarchy, so the TPM does not obfuscate these
+ * (Part 1, "privacy" of TPMS_CLOCK_INFO applies to other hierarchies).
+ * Equal counters are accepted only for a different quote (two quotes may
+ * share a millisecond); the same quote twice is a replay.
+ */
+luna_tpm_quote_reason luna_tpm_counters_advance(luna_tpm_counters *last,
+                                                const luna_tpm_counters *seen)
+{
+    if (last == NULL || seen == NULL || !seen->valid)
+        return LUNA_TPM_QUOTE_INTERNAL;
+    if (last->valid) {
+        if (seen->reset_count < last->reset_count)
+            return LUNA_TPM_QUOTE_RESET_BACKWARDS;
+        if (seen->reset_count == last->reset_count) {
+            if (seen->restart_count < last->restart_count)
+                return LUNA_TPM_QUOTE_RESTART_BACKWARDS;
+            if (seen->restart_count == last->restart_count) {
+                if (seen->clock < last->clock)
+                    return LUNA_TPM_QUOTE_CLOCK_BACKWARDS;
+                if (seen->clock == last->clock &&
+                    luna_ct_equal(seen->attest_hash, last->attest_hash, 32))
+                    return LUNA_TPM_QUOTE_REPLAY;
+            }
+        }
+    }
+    *last = *seen;
+    return LUNA_TPM_QUOTE_OK;
+}
+
+static luna_tpm_quote_reason from_parse(luna_verify_reason r)
+{
+    switch (r) {
+    case LUNA_VERIFY_OK: return LUNA_TPM_QUOTE_OK;
+    case LUNA_VERIFY_UNSUPPORTED_VERSION: return LUNA_TPM_QUOTE_UNSUPPORTED;
+    case LUNA_VERIFY_INTERNAL: return LUNA_TPM_QUOTE_INTERNAL;
+    default: return LUNA_TPM_QUOTE_MALFORMED;
+    }
+}
+
+luna_tpm_quote_reason luna_tpm_quote_check(const uint8_t *ev, size_t len, EVP_PKEY *ak,
+                                           const luna_tpm_quote_expect *x,
+                                           luna_tpm_counters *last, const char **why)
+{
+    const char *dummy = NULL;
+    void *state = NULL;
+    tpm_state *s;
+    luna_tpm_counters next;
+    luna_tpm_quote_reason q;
+
+    if (why == NULL)
+        why = &dummy;
+    *why = "invalid argument";
+    if (ev == NULL || ak == NULL || x == NULL || last == NULL || x->extra_data == NULL ||
+        x->extra_len == 0 || x->extra_len > LUNA_CLAIM_REPORT_DATA_LEN || x->pcr_digest == NULL ||
+        x->pcr_digest_len == 0 || x->pcr_digest_len > LUNA_HASH_MAX_LEN)
+        return LUNA_TPM_QUOTE_INTERNAL;
+    if (len > LUNA_VERIFY_EVIDENCE_MAX) {
+        *why = "TPM evidence over the size cap";
+        return LUNA_TPM_QUOTE_MALFORMED;
+    }
+    q = from_parse(luna_verifier_backend_tpm.parse(ev, len, &state, why));
+    if (q != LUNA_TPM_QUOTE_OK)
+        return q;
+    s = state;
+    if (sig_ok(s, ak) != LUNA_OK) {
+        *why = "TPM quote is not signed by the enrolled attestation key";
+        q = LUNA_TPM_QUOTE_BAD_SIGNATURE;
+        goto out;
+    }
+    if (digest_ok(s, why) != LUNA_VERIFY_OK) {
+        q = LUNA_TPM_QUOTE_PCR_VALUES_MISMATCH;
+        goto out;
+    }
+    /* Counters before the nonce: a replayed quote is named a replay even
+       when the caller expects a new nonce. */
+    next = *last;
+    q = luna_tpm_counters_advance(&next, &s->counters);
+    if (q != LUNA_TPM_QUOTE_OK) {
+        *why = q == LUNA_TPM_QUOTE_REPLAY ? "the same TPM quote was already accepted"
+                                          : "TPM clock or reset counters went backwards";
+        goto out;
+    }
+    if (s->extra_len != x->extra_len || !luna_ct_equal(s->extra, x->extra_data, x->extra_len)) {
+        *why = "TPM quote extraData is not the expected (nonce, key) binding";
+        q = LUNA_TPM_QUOTE_NONCE_MISMATCH;
+        goto out;
+    }
+    if (s->pcr_digest_len != x->pcr_digest_len ||
+        !luna_ct_equal(s->pcr_digest, x->pcr_digest, x->pcr_digest_len)) {
+        *why = "TPM quote pcrDigest is not the reference measurement";
+        q = LUNA_TPM_QUOTE_MEASUREMENT_MISMATCH;
+        goto out;
+    }
+    *last = next;
+    *why = "ok";
+    q = LUNA_TPM_QUOTE_OK;
+out:
+    tpm_free_state(state);
+    return q;
+}
+
 static luna_verify_reason tpm_claims(const void *state, const luna_backend_ctx *ctx,
                                      luna_claims *c, const char **why)
 {
@@ -449,6 +644,10 @@ static luna_verify_reason tpm_claims(const void *state, const luna_backend_ctx *
     memcpy(c->platform_serial, s->serial, s->serial_len);
     c->platform_serial_len = s->serial_len;
     c->revocation_checked = s->crl_checked;
+    c->has_tee_x25519 = s->has_kx;
+    memcpy(c->tee_x25519, s->kx, sizeof(s->kx));
+    c->has_tee_ed25519 = s->has_ed;
+    memcpy(c->tee_ed25519, s->ed, sizeof(s->ed));
     return LUNA_VERIFY_OK;
 }
 

@@ -156,6 +156,7 @@ typedef struct gw_settings {
     const char *bind_addr;
     uint16_t port;
     gw_endpoint iam, kms, attestation, audit;
+    gw_endpoint witness; /* optional (host "" / port 0: none): GET /v1/audit/witness */
     gw_tee_conf tees[GW_MAX_TEES];
     size_t n_tees;
     const char *token_issuer;   /* "iss" IAM puts in tokens */
@@ -191,10 +192,41 @@ typedef struct gw_service gw_service;
  */
 luna_err gw_service_new(struct event_base *base, const gw_settings *set,
                         gw_service **out) LUNA_MUST_CHECK;
+/* The authenticated caller: every field from the verified token. */
+typedef struct gw_caller {
+    char tenant[GW_ID_MAX + 1];
+    char principal[GW_ID_MAX + 1];
+    char key_id[GW_ID_MAX + 1]; /* "" for an anonymous token */
+} gw_caller;
+
+/*
+ * For the relay (gw_relay.c): verifies the caller's gateway token and
+ * takes a token from its tenant's and key's buckets, exactly as the
+ * gateway's own routes do.  false: refused and already answered (401,
+ * 403, 429, 503).
+ */
+bool gw_service_admit(gw_service *g, luna_http_request *req, gw_caller *who);
+/* IAM's key set as loaded now (NULL before the first fetch); borrowed
+   until the next event-loop turn. */
+const struct luna_jws_keyset *gw_service_keyset(const gw_service *g);
+
 /* Registers the public routes on a public listener. */
 luna_err gw_service_routes(gw_service *g, luna_http_server *srv) LUNA_MUST_CHECK;
 /* Ready: the IAM key set is loaded. */
 bool gw_service_ready(void *arg);
+/*
+ * The one place that picks what a relay sends downstream as its
+ * Authorization header: the value of the caller's
+ * "Lunal-Downstream-Authorization" header (the token IAM minted for the
+ * downstream service, docs/protocol.md "Token audiences"), only when it
+ * is a well-formed "Bearer <token>" (gw_parse_authorization).  Never the
+ * caller's own Authorization header: the gateway's token is bound to the
+ * gateway and must not travel further.  NULL when the header is absent or
+ * malformed; the relay then answers 401 "missing_downstream_token" with a
+ * JSON error.  The pointer is owned by req and lives as long as it.
+ */
+const char *gw_forward_authorization(const luna_http_request *req);
+
 /*
  * Cancels every pending upstream call (their requests are answered 503)
  * and frees; call before luna_http_server_free.  NULL is a no-op.

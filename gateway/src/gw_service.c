@@ -24,6 +24,8 @@
 #include <jansson.h>
 
 #include "gw.h"
+#include "gw_relay.h"
+#include "luna/audience.h"
 #include "luna/audit_client.h"
 #include "luna/bytes.h"
 #include "luna/envelope.h"
@@ -77,6 +79,7 @@ struct gw_service {
     gw_idem idem;
     gw_assign *assign;
     bool closing;
+    gw_relay *relay; /* the admin and query routes (gw_relay.c) */
 };
 
 typedef enum gw_op {
@@ -86,12 +89,6 @@ typedef enum gw_op {
     GW_OP_RUN = 4,
     GW_OP_VERIFY = 5,
 } gw_op;
-
-typedef struct gw_caller {
-    char tenant[GW_ID_MAX + 1];
-    char principal[GW_ID_MAX + 1];
-    char key_id[GW_ID_MAX + 1]; /* "" for an anonymous token */
-} gw_caller;
 
 typedef struct gw_ctx {
     gw_service *g;
@@ -131,7 +128,7 @@ void gw_settings_defaults(gw_settings *s)
 {
     memset(s, 0, sizeof(*s));
     s->token_issuer = "lunal://svc/iam";
-    s->token_audience = "lunal";
+    s->token_audience = LUNA_AUD_GATEWAY;
     s->clock_skew_sec = 30;
     s->jwks_refresh_sec = 60;
     s->health_interval_sec = 5;
@@ -333,6 +330,30 @@ static bool claim_id(const json_t *claims, const char *name, char out[GW_ID_MAX 
         return false;
     memcpy(out, v, strlen(v) + 1);
     return true;
+}
+
+/* The header a client sends next to its gateway token on a relayed route. */
+#define GW_DOWNSTREAM_AUTH LUNA_DOWNSTREAM_AUTH_HEADER
+
+const char *gw_forward_authorization(const luna_http_request *req)
+{
+    const char *h = luna_http_request_header(req, GW_DOWNSTREAM_AUTH);
+    gw_auth_kind kind;
+    const char *tok;
+    size_t len;
+    /* Only a clean "Bearer <jws chars>" leaves: nothing the client writes
+       can add a header or a second credential to the downstream request. */
+    if (h == NULL || gw_parse_authorization(h, &kind, &tok, &len) != LUNA_OK ||
+        kind != GW_AUTH_BEARER)
+        return NULL;
+    return h;
+}
+
+/* A relay whose caller sent no usable downstream token. */
+static void reply_no_downstream(luna_http_request *req)
+{
+    reply_error(req, 401, "missing_downstream_token",
+                "this route needs the downstream service's token in " GW_DOWNSTREAM_AUTH, NULL);
 }
 
 /* Verifies the bearer token locally; replies and returns false on refusal. */
@@ -576,6 +597,60 @@ static const luna_json_field token_fields[] = {
 };
 static const luna_json_schema token_schema = {token_fields, 1, NULL};
 
+/* Wipes every string member of obj (NULL: nothing): relayed tokens. */
+static void wipe_strings(json_t *obj)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v)
+    {
+        if (json_is_string(v))
+            luna_wipe((void *)(uintptr_t)json_string_value(v), json_string_length(v));
+    }
+}
+
+/*
+ * IAM's per-service tokens, relayed to the client as they are (the
+ * gateway cannot use them: each names another service's audience).
+ * Only the known service names and token-shaped strings pass; absent is
+ * an empty object.  NULL on anything else.
+ */
+static json_t *downstream_copy(const json_t *in)
+{
+    static const char *const names[] = {"kms", "attestation", "audit", "iam"};
+    json_t *out = json_object();
+    if (out == NULL || (in != NULL && !json_is_object(in)))
+        goto bad;
+    if (json_object_size(in) > sizeof(names) / sizeof(names[0]))
+        goto bad;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const json_t *v = json_object_get(in, names[i]);
+        if (v == NULL)
+            continue;
+        const char *t = json_string_value(v);
+        gw_auth_kind kind;
+        const char *cred;
+        size_t n;
+        char hdr[LUNA_JWS_MAX_TOKEN_LEN + 8];
+        if (t == NULL || json_string_length(v) > LUNA_JWS_MAX_TOKEN_LEN)
+            goto bad;
+        /* The same shape gw_forward_authorization lets through later. */
+        (void)snprintf(hdr, sizeof(hdr), "Bearer %s", t);
+        bool ok = gw_parse_authorization(hdr, &kind, &cred, &n) == LUNA_OK &&
+                  kind == GW_AUTH_BEARER && n == json_string_length(v);
+        luna_wipe(hdr, sizeof(hdr));
+        if (!ok || json_object_set_new(out, names[i], json_stringn(t, n)) != 0)
+            goto bad;
+    }
+    if (json_object_size(out) != json_object_size(in))
+        goto bad; /* a member this gateway does not know */
+    return out;
+bad:
+    wipe_strings(out);
+    json_decref(out);
+    return NULL;
+}
+
 static void on_token(const luna_http_response *r, void *arg)
 {
     gw_ctx *c = arg;
@@ -597,11 +672,17 @@ static void on_token(const luna_http_response *r, void *arg)
     }
     json_t *out = json_pack("{s:s,s:s,s:O}", "token", tok, "token_type", "Bearer", "expires_at",
                             exp);
-    if (out == NULL)
-        luna_http_reply_err(c->req, LUNA_ERR_NOMEM);
-    else
-        luna_http_reply_json(c->req, 200, out);
+    json_t *down = out != NULL ? downstream_copy(json_object_get(j, "downstream")) : NULL;
+    if (out == NULL || down == NULL || json_object_set_new(out, "downstream", down) != 0) {
+        json_decref(out);
+        json_decref(j);
+        ctx_fail(c, 502, "bad_gateway", "IAM answered something unexpected");
+        return;
+    }
+    luna_http_reply_json(c->req, 200, out);
+    wipe_strings(json_object_get(out, "downstream"));
     json_decref(out);
+    wipe_strings(json_object_get(j, "downstream"));
     json_decref(j);
     ctx_free(c);
 }
@@ -836,9 +917,13 @@ static void select_next(gw_ctx *c)
             c->deployment[0] = '\0';
         char path[32 + GW_ID_MAX];
         (void)snprintf(path, sizeof(path), "/v1/kms/tees/%s", c->g->tees[i].conf.id);
-        /* The client's own token: the KMS shows it only TEEs serving its tenant. */
-        const luna_http_header auth = {"Authorization",
-                                       luna_http_request_header(c->req, "Authorization")};
+        /* The client's KMS token: the KMS shows it only TEEs serving its tenant. */
+        const luna_http_header auth = {"Authorization", gw_forward_authorization(c->req)};
+        if (auth.value == NULL) {
+            reply_no_downstream(c->req);
+            ctx_free(c);
+            return;
+        }
         luna_err err = luna_http_client_request_with(c->g->kms, "GET", path, NULL, NULL, 0,
                                                      luna_http_request_id(c->req), &auth, 1,
                                                      on_registry, c);
@@ -942,8 +1027,13 @@ static void otk_send(gw_ctx *c)
         ctx_fail(c, 500, "internal_error", "internal error");
         return;
     }
-    const luna_http_header auth = {"Authorization",
-                                   luna_http_request_header(c->req, "Authorization")};
+    const luna_http_header auth = {"Authorization", gw_forward_authorization(c->req)};
+    if (auth.value == NULL) {
+        free(text);
+        reply_no_downstream(c->req);
+        ctx_free(c);
+        return;
+    }
     luna_err err = luna_http_client_request_with(c->g->kms, "POST", "/v1/kms/otk", GW_ERR_JSON,
                                                  text, strlen(text), luna_http_request_id(c->req),
                                                  &auth, 1, on_otk, c);
@@ -1149,8 +1239,11 @@ static void handle_run(luna_http_request *req, void *arg)
 static const luna_json_field verify_fields[] = {
     {.name = "deployment_id", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
      .min_len = 1, .max_len = GW_ID_MAX, .pattern = LUNA_JSON_PAT_IDENT},
+    /* `lunal attestation verify --tee ID`: one TEE of the deployment. */
+    {.name = "tee_id", .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = GW_ID_MAX,
+     .pattern = LUNA_JSON_PAT_IDENT},
 };
-static const luna_json_schema verify_schema = {verify_fields, 1, NULL};
+static const luna_json_schema verify_schema = {verify_fields, 2, NULL};
 
 static void on_verify(const luna_http_response *r, void *arg)
 {
@@ -1176,15 +1269,25 @@ static void on_verify(const luna_http_response *r, void *arg)
 static void verify_send(gw_ctx *c)
 {
     json_t *b = json_pack("{s:s}", "deployment_id", jstr(c->body, "deployment_id"));
+    if (b != NULL && jstr(c->body, "tee_id") != NULL)
+        (void)json_object_set_new(b, "tee_id", json_string(jstr(c->body, "tee_id")));
     char *text = b != NULL ? json_dumps(b, JSON_COMPACT) : NULL;
     json_decref(b);
     if (text == NULL) {
         ctx_fail(c, 500, "internal_error", "internal error");
         return;
     }
-    luna_err err = luna_http_client_request(c->g->att, "POST", "/v1/attestation/verify",
-                                            GW_ERR_JSON, text, strlen(text),
-                                            luna_http_request_id(c->req), on_verify, c);
+    const luna_http_header auth = {"Authorization", gw_forward_authorization(c->req)};
+    if (auth.value == NULL) {
+        free(text);
+        reply_no_downstream(c->req);
+        ctx_free(c);
+        return;
+    }
+    luna_err err = luna_http_client_request_with(c->g->att, "POST", "/v1/attestation/verify",
+                                                 GW_ERR_JSON, text, strlen(text),
+                                                 luna_http_request_id(c->req), &auth, 1,
+                                                 on_verify, c);
     free(text);
     if (err != LUNA_OK)
         ctx_fail_transport(c, err);
@@ -1286,7 +1389,17 @@ luna_err gw_service_routes(gw_service *g, luna_http_server *srv)
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         LUNA_GUARD(luna_http_server_add_route(srv, &routes[i]));
-    return LUNA_OK;
+    return gw_relay_routes(g->relay, srv);
+}
+
+bool gw_service_admit(gw_service *g, luna_http_request *req, gw_caller *who)
+{
+    return authenticate(g, req, who) && rate_ok(g, req, who->tenant, who);
+}
+
+const luna_jws_keyset *gw_service_keyset(const gw_service *g)
+{
+    return g->keys;
 }
 
 /* ====================================================================== */
@@ -1480,6 +1593,7 @@ luna_err gw_service_new(struct event_base *base, const gw_settings *set, gw_serv
     LUNA_TRY_ENSURE(g->tick != NULL, LUNA_ERR_NOMEM, fail);
     struct timeval every = {0, 250 * 1000};
     LUNA_TRY_ENSURE(event_add(g->tick, &every) == 0, LUNA_ERR_INTERNAL, fail);
+    LUNA_TRY(gw_relay_new(base, &g->set, g, &g->relay), fail);
     g->jwks_forced = -GW_JWKS_MIN_GAP_SEC;
     on_tick(-1, 0, g); /* first key fetch and probes now */
     *out = g;
@@ -1496,6 +1610,8 @@ void gw_service_free(gw_service *g)
     g->closing = true;
     if (g->tick != NULL)
         event_free(g->tick);
+    gw_relay_free(g->relay); /* answers its pending relays 503 */
+    g->relay = NULL;
     /* Each free answers its pending calls (UNAVAILABLE): contexts reply 503. */
     luna_audit_client_free(g->audit);
     g->audit = NULL;

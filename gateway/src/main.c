@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "gw.h"
+#include "luna/audience.h"
 #include "luna/config.h"
 #include "luna/log.h"
 #include "luna/secret.h"
@@ -65,6 +66,7 @@ static const luna_json_field gw_fields[] = {
      .object = &endpoint_schema},
     {.name = "audit", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
      .object = &endpoint_schema},
+    {.name = "witness", .type = LUNA_JSON_T_OBJECT, .object = &endpoint_schema},
     {.name = "tees", .type = LUNA_JSON_T_ARRAY, .min_len = 0, .max_len = GW_MAX_TEES,
      .items = &tee_item},
     {.name = "tee_ca", .type = LUNA_JSON_T_STRING, .min_len = 1, .max_len = LUNA_CONFIG_PATH_MAX},
@@ -132,6 +134,7 @@ static void cfg_settings(const luna_config *cfg, gw_settings *s)
     cfg_endpoint(cfg, "kms", &s->kms);
     cfg_endpoint(cfg, "attestation", &s->attestation);
     cfg_endpoint(cfg, "audit", &s->audit);
+    cfg_endpoint(cfg, "witness", &s->witness); /* optional: empty = none */
     const json_t *arr = NULL;
     size_t n = 0;
     if (luna_json_get_array(luna_config_json(cfg), "gateway.tees", &arr, &n) == LUNA_OK) {
@@ -180,6 +183,10 @@ static luna_err check_cfg(const luna_config *cfg, void *arg, luna_config_error *
     (void)arg;
     const json_t *arr = NULL;
     size_t n = 0;
+    /* The gateway accepts tokens minted for it alone, in every profile. */
+    if (luna_aud_check_config(cfg_str(cfg, "gateway.token_audience", LUNA_AUD_GATEWAY),
+                              LUNA_AUD_GATEWAY) != LUNA_OK)
+        return luna_config_fail(err, "gateway.token_audience", "must be " LUNA_AUD_GATEWAY);
     if (luna_json_get_array(luna_config_json(cfg), "gateway.tees", &arr, &n) != LUNA_OK)
         return LUNA_OK;
     for (size_t i = 0; i < n; i++)

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "iam.h"
+#include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/http.h"
 #include "luna/json.h"
@@ -279,6 +280,85 @@ static json_t *roles_json(iam_roles roles)
 /* tokens                                                                  */
 /* ====================================================================== */
 
+/*
+ * Which downstream tokens a principal gets (docs/iam.md "Token audiences"):
+ * a service's token only when some role of the principal holds a
+ * permission that service serves.  Anonymous callers run jobs only: they
+ * get the KMS (one-time keys, TEE lookup) and the attestation service.
+ */
+static const struct {
+    const char *name;
+    iam_perm perms[6];
+    size_t n;
+} downstream_table[] = {
+    /* The KMS also answers GET /v1/deployments (its registry). */
+    {"kms",
+     {IAM_PERM_JOBS_RUN, IAM_PERM_KEYS_READ, IAM_PERM_KEYS_MANAGE, IAM_PERM_TEES_READ,
+      IAM_PERM_TEES_MANAGE, IAM_PERM_DEPLOYMENTS_READ},
+     6},
+    {"attestation",
+     {IAM_PERM_ATTESTATION_READ, IAM_PERM_ATTESTATION_VERIFY, IAM_PERM_TEES_MANAGE,
+      IAM_PERM_DEPLOYMENTS_REGISTER},
+     4},
+    {"audit", {IAM_PERM_AUDIT_READ}, 1},
+    {"iam", {IAM_PERM_IAM_READ, IAM_PERM_IAM_ADMIN, IAM_PERM_PLATFORM_ADMIN}, 3},
+};
+
+static bool downstream_wanted(size_t i, iam_roles roles, bool anonymous)
+{
+    if (anonymous)
+        return strcmp(downstream_table[i].name, "kms") == 0 ||
+               strcmp(downstream_table[i].name, "attestation") == 0;
+    for (size_t k = 0; k < downstream_table[i].n; k++)
+        if (iam_roles_allow(roles, downstream_table[i].perms[k]))
+            return true;
+    return false;
+}
+
+/* Wipes every string member of obj (NULL: nothing). */
+static void wipe_strings(json_t *obj)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v)
+    {
+        if (json_is_string(v))
+            luna_wipe((void *)(uintptr_t)json_string_value(v), json_string_length(v));
+    }
+}
+
+/* Frees a token text after wiping it. */
+static void token_free(char *token)
+{
+    if (token != NULL) {
+        luna_wipe(token, strlen(token));
+        free(token);
+    }
+}
+
+/*
+ * Signs claims for one audience with a fresh jti.  claims is the shared
+ * body; its "aud" and "jti" are replaced here, so every token names
+ * exactly one audience and no two tokens share an id.
+ */
+static luna_err mint_for(const iam_signkey *k, json_t *claims, const char *aud, char **token,
+                         size_t *token_len)
+{
+    uint8_t jti_raw[16];
+    char jti[LUNA_B64URL_ENC_LEN(16)];
+    LUNA_GUARD(luna_random(jti_raw, sizeof(jti_raw)));
+    LUNA_GUARD(luna_b64url_encode(jti_raw, sizeof(jti_raw), jti, sizeof(jti)));
+    LUNA_ENSURE(json_object_set_new(claims, "aud", json_string(aud)) == 0 &&
+                    json_object_set_new(claims, "jti", json_string(jti)) == 0,
+                LUNA_ERR_NOMEM);
+    return luna_jws_sign(k->signer, claims, token, token_len);
+}
+
+/*
+ * Fills resp with the gateway token ("token") and, in "downstream", one
+ * token per service the principal may use, each bound to that service's
+ * audience alone.  All share iat and exp.  roles is 0 for anonymous.
+ */
 static luna_err issue_token(iam_service *s, const char *tenant, const char *principal,
                             const char *kind, iam_roles roles, const char *api_key_id,
                             const json_t *jobs, json_t *resp)
@@ -287,21 +367,17 @@ static luna_err issue_token(iam_service *s, const char *tenant, const char *prin
     const iam_signkey *k = iam_keyring_current(&s->ring, now);
     if (k == NULL)
         return LUNA_ERR_UNAVAILABLE;
-    uint8_t jti_raw[16];
-    char jti[LUNA_B64URL_ENC_LEN(16)];
     char sub[2 * IAM_ID_BUF];
     char *token = NULL;
-    json_t *claims = NULL;
+    json_t *claims = NULL, *down = NULL;
     luna_err err;
-    LUNA_TRY(luna_random(jti_raw, sizeof(jti_raw)), done);
-    LUNA_TRY(luna_b64url_encode(jti_raw, sizeof(jti_raw), jti, sizeof(jti)), done);
+    bool anonymous = api_key_id == NULL;
     (void)snprintf(sub, sizeof(sub), "%s/%s", tenant, principal);
     int64_t exp = now + s->set.token_ttl;
-    claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:I,s:s}", "iss",
-                       s->set.issuer, "aud", s->set.audience, "sub", sub, "tenant", tenant,
-                       "principal", principal, "kind", kind, "roles", roles_json(roles), "auth",
-                       api_key_id != NULL ? "api_key" : "anonymous", "iat", (json_int_t)now,
-                       "nbf", (json_int_t)now, "exp", (json_int_t)exp, "jti", jti);
+    claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:I,s:I,s:I}", "iss", s->set.issuer, "sub",
+                       sub, "tenant", tenant, "principal", principal, "kind", kind, "roles",
+                       roles_json(roles), "auth", anonymous ? "anonymous" : "api_key", "iat",
+                       (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)exp);
     LUNA_TRY_ENSURE(claims != NULL, LUNA_ERR_NOMEM, done);
     if (api_key_id != NULL)
         LUNA_TRY_ENSURE(json_object_set_new(claims, "api_key_id", json_string(api_key_id)) == 0,
@@ -309,8 +385,22 @@ static luna_err issue_token(iam_service *s, const char *tenant, const char *prin
     if (jobs != NULL)
         LUNA_TRY_ENSURE(json_object_set_new(claims, "jobs", json_deep_copy(jobs)) == 0,
                         LUNA_ERR_NOMEM, done);
+    down = json_object();
+    LUNA_TRY_ENSURE(down != NULL, LUNA_ERR_NOMEM, done);
+    for (size_t i = 0; i < sizeof(downstream_table) / sizeof(downstream_table[0]); i++) {
+        if (!downstream_wanted(i, roles, anonymous))
+            continue;
+        size_t n = 0;
+        LUNA_TRY(mint_for(k, claims, luna_aud_of(downstream_table[i].name), &token, &n), done);
+        LUNA_TRY_ENSURE(json_object_set_new(down, downstream_table[i].name,
+                                            json_stringn(token, n)) == 0,
+                        LUNA_ERR_NOMEM, done);
+        token_free(token);
+        token = NULL;
+    }
     size_t token_len = 0;
-    LUNA_TRY(luna_jws_sign(k->signer, claims, &token, &token_len), done);
+    /* The token the client shows the gateway: good at the gateway only. */
+    LUNA_TRY(mint_for(k, claims, LUNA_AUD_GATEWAY, &token, &token_len), done);
     LUNA_TRY_ENSURE(json_object_set_new(resp, "token", json_stringn(token, token_len)) == 0 &&
                         json_object_set_new(resp, "token_type", json_string("Bearer")) == 0 &&
                         json_object_set_new(resp, "expires_at", json_integer(exp)) == 0 &&
@@ -320,15 +410,23 @@ static luna_err issue_token(iam_service *s, const char *tenant, const char *prin
                         json_object_set_new(resp, "tenant_id", json_string(tenant)) == 0 &&
                         json_object_set_new(resp, "principal_id", json_string(principal)) ==
                             0 &&
-                        json_object_set_new(resp, "roles", roles_json(roles)) == 0,
+                        json_object_set_new(resp, "roles", roles_json(roles)) == 0 &&
+                        json_object_set(resp, "downstream", down) == 0,
                     LUNA_ERR_NOMEM, done);
 done:
+    if (err != LUNA_OK)
+        wipe_strings(down);
     json_decref(claims);
-    if (token != NULL) {
-        luna_wipe(token, strlen(token));
-        free(token);
-    }
+    json_decref(down);
+    token_free(token);
     return err;
+}
+
+/* Wipes the token texts of an answer before it is freed. */
+static void wipe_tokens(json_t *resp)
+{
+    wipe_member(resp, "token");
+    wipe_strings(json_object_get(resp, "downstream"));
 }
 
 /* ====================================================================== */
@@ -495,8 +593,8 @@ static void handle_authenticate(luna_http_request *req, void *arg)
         goto done;
     }
     luna_http_reply_json(req, 200, resp);
-    wipe_member(resp, "token");
 done:
+    wipe_tokens(resp);
     json_decref(t.jobs);
     json_decref(resp);
     json_decref(body);
@@ -650,7 +748,7 @@ static bool admin_auth(iam_service *s, luna_http_request *req, admin_ctx *a)
     luna_jws_verify_opts_init(&o);
     o.skew = (uint32_t)s->set.skew;
     o.issuer = s->set.issuer;
-    o.audience = s->set.audience;
+    o.audience = s->set.audience; /* IAM's own: a token for another service is refused */
     json_t *claims = NULL;
     char vkid[LUNA_JWS_MAX_KID_LEN + 1];
     int64_t now = now_sec();

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "iam.h"
+#include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/config.h"
 #include "luna/http.h"
@@ -86,7 +87,7 @@ static void cfg_settings(const luna_config *cfg, iam_settings *s)
     s->api_key_default_ttl = cfg_int(cfg, "iam.api_key_default_ttl_sec", 90 * 86400);
     s->api_key_max_ttl = cfg_int(cfg, "iam.api_key_max_ttl_sec", 365 * 86400);
     s->issuer = cfg_str(cfg, "iam.issuer", "lunal://svc/iam");
-    s->audience = cfg_str(cfg, "iam.audience", "lunal");
+    s->audience = cfg_str(cfg, "iam.audience", LUNA_AUD_IAM);
 }
 
 static luna_err check_cfg(const luna_config *cfg, void *arg, luna_config_error *err)
@@ -97,6 +98,9 @@ static luna_err check_cfg(const luna_config *cfg, void *arg, luna_config_error *
     if (s.api_key_default_ttl > s.api_key_max_ttl)
         return luna_config_fail(err, "iam.api_key_default_ttl_sec",
                                 "must not exceed iam.api_key_max_ttl_sec");
+    /* The admin API accepts IAM's own audience only, in every profile. */
+    if (luna_aud_check_config(s.audience, LUNA_AUD_IAM) != LUNA_OK)
+        return luna_config_fail(err, "iam.audience", "must be " LUNA_AUD_IAM);
     return LUNA_OK;
 }
 

@@ -243,6 +243,75 @@ luna_err luna_client_call(luna_client *c, const char *method, const char *path, 
 luna_err luna_deployment_sign(const char *spec_path, const char *key_path, char **jws,
                               char *key_id, char *why) LUNA_MUST_CHECK;
 
+/* ---- audit log verification (`lunal audit verify|proof|tail`) ---- */
+
+#define LUNAL_AUDIT_MAX_ENTRIES 16   /* entries proved per call */
+#define LUNAL_AUDIT_DEFAULT_ENTRIES 3
+
+/*
+ * Every pointer is borrowed for the call.  log_key, witness_key and
+ * state_file fall back to the environment (LUNAL_AUDIT_LOG_KEY,
+ * LUNAL_AUDIT_WITNESS_KEY, LUNAL_AUDIT_STATE) and then to the client
+ * config (audit_log_key, audit_witness_key, audit_state_file).  The keys
+ * are C2SP vkeys ("<name>+<8 hex>+<base64>"); the log key's name is the
+ * log's origin.
+ */
+typedef struct luna_audit_verify_opts {
+    const char *log_key;        /* required (here, env or config) */
+    const char *witness_key;    /* required unless no_witness */
+    const char *state_file;     /* the kept checkpoint; required unless no_state */
+    const uint64_t *entries;    /* indexes to prove; NULL/0 = a few the caller can read */
+    size_t n_entries;           /* <= LUNAL_AUDIT_MAX_ENTRIES */
+    bool full;                  /* also export every entry and recompute the root
+                                   (needs an auditor with platform scope) */
+    bool no_witness;            /* skip the second source (NOT recommended) */
+    bool no_state;              /* neither read nor write the state file */
+} luna_audit_verify_opts;
+
+/* One entry whose inclusion was proved. */
+typedef struct luna_audit_proved {
+    uint64_t index;
+    char leaf_hash_hex[65];
+    char *entry_json;           /* the canonical entry bytes (owned by the report) */
+    char *proof_json;           /* ["<hex>", ...] as checked (owned by the report) */
+} luna_audit_proved;
+
+typedef struct luna_audit_report {
+    bool verified;              /* every check passed */
+    char reason[LUNAL_REASON_MAX]; /* first failure in words, "" when verified */
+    bool first_use;             /* no kept checkpoint: this one is trusted on first use */
+    uint64_t kept_size;         /* the kept checkpoint's size (0: none) */
+    uint64_t size;              /* the new checkpoint's size */
+    char root_hex[65];
+    char origin[LUNAL_REASON_MAX];
+    bool witness_checked;       /* compared with the witness's cosigned checkpoint */
+    uint64_t witness_size;      /* its size (0: the witness holds nothing yet) */
+    bool full_checked;          /* every entry exported and the root recomputed */
+    bool state_saved;           /* the state file now holds the new checkpoint */
+    char *checkpoint;           /* the new signed checkpoint text (owned by the report) */
+    size_t n_proved;
+    luna_audit_proved proved[LUNAL_AUDIT_MAX_ENTRIES];
+} luna_audit_report;
+
+/*
+ * `lunal audit verify`: fetches the witness's cosigned checkpoint and the
+ * log's signed checkpoint through the gateway, checks the signature with
+ * the pinned log key, proves the new checkpoint consistent with the one
+ * kept in the state file (and with the witness's), proves the inclusion
+ * of the chosen entries, optionally recomputes the whole tree, and only
+ * then replaces the state file (atomically).  LUNA_OK when the exchange
+ * worked whatever the verdict (read report->verified and ->reason, e.g.
+ * "the log rewrote history between size 5 and 9" or "witness and log
+ * disagree at size 7"); LUNA_ERR_CONFIG (missing key or state file),
+ * LUNA_ERR_NOT_FOUND (an entry the caller cannot read), transport or
+ * authentication errors otherwise, with why.  Free with
+ * luna_audit_report_clear.
+ */
+luna_err luna_audit_verify(luna_client *c, const luna_audit_verify_opts *opts,
+                           luna_audit_report *report, char *why) LUNA_MUST_CHECK;
+/* Frees what a report owns and zeroes it; NULL is a no-op. */
+void luna_audit_report_clear(luna_audit_report *report);
+
 /* The tenant and gateway URL the client ended up with (owned by c). */
 const char *luna_client_tenant(const luna_client *c);
 const char *luna_client_gateway(const luna_client *c);

@@ -21,6 +21,7 @@
 #include "luna/bytes.h"
 #include "luna/crypto.h"
 #include "luna/json.h"
+#include "luna/note.h"
 #include "sdk_internal.h"
 
 #define SDK_MAX_FILE (256u * 1024u)
@@ -345,6 +346,12 @@ static const luna_json_field config_fields[] = {
     {.name = "max_attempts", .type = LUNA_JSON_T_INT, .min = 1, .max = SDK_MAX_ATTEMPTS},
     {.name = "max_evidence_age", .type = LUNA_JSON_T_INT, .min = 1,
      .max = LUNA_POLICY_MAX_AGE_CAP},
+    /* audit log verification (sdk_audit.c) */
+    {.name = "audit_log_key", .type = LUNA_JSON_T_STRING, .min_len = 1,
+     .max_len = LUNA_NOTE_VKEY_MAX_LEN, .pattern = LUNA_JSON_PAT_PRINTABLE},
+    {.name = "audit_witness_key", .type = LUNA_JSON_T_STRING, .min_len = 1,
+     .max_len = LUNA_NOTE_VKEY_MAX_LEN, .pattern = LUNA_JSON_PAT_PRINTABLE},
+    PATH_FIELD("audit_state_file"),
 };
 static const luna_json_schema config_schema = {
     config_fields, sizeof config_fields / sizeof config_fields[0], NULL};
@@ -586,6 +593,7 @@ static luna_err configure(luna_client *c, const luna_client_opts *o, const json_
         LUNA_GUARD(add_pin(c, o->developers[i].deployment_id, o->developers[i].developer_id,
                            o->developers[i].public_key, NULL, why));
     LUNA_GUARD(apply_config_pins(c, cfg, dir, why));
+    LUNA_GUARD(sdk_audit_configure(c, cfg, dir, why));
 
     c->timeout_ms = pick_uint(o->timeout_ms, cfg, "timeout_ms", SDK_DEFAULT_TIMEOUT_MS);
     c->max_attempts = pick_uint(o->max_attempts, cfg, "max_attempts", SDK_DEFAULT_ATTEMPTS);
@@ -691,12 +699,10 @@ void luna_client_free(luna_client *c)
     X509_free(c->sim_root);
     free(c->sim_tcb);
     free(c->ca_file);
+    sdk_audit_free(c);
     for (size_t i = 0; i < c->n_pins; i++)
         free(c->pins[i].manifest);
-    if (c->token != NULL) {
-        luna_wipe(c->token, c->token_len);
-        free(c->token);
-    }
+    sdk_tokens_clear(c);
     pthread_mutex_destroy(&c->lock);
     for (size_t i = 0; i < sizeof c->share_locks / sizeof c->share_locks[0]; i++)
         pthread_mutex_destroy(&c->share_locks[i]);

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 
+#include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/json.h"
 #include "sdk_internal.h"
@@ -244,8 +245,34 @@ luna_err sdk_http_do(luna_client *c, const sdk_http_req *rq, sdk_http_resp *resp
         snprintf(v, sizeof v, "Bearer %s", tok);
         err = add_header(&hdrs, "Authorization", v, true);
         luna_wipe(v, sizeof v);
+        luna_wipe(tok, tok_len);
+        free(tok);
+        tok = NULL;
         if (err != LUNA_OK)
             goto out;
+        /* A relayed route also carries the downstream service's own token,
+           which the gateway forwards (only it) as that request's
+           Authorization; the gateway token never leaves the gateway. */
+        int svc = sdk_downstream_for(rq->path);
+        if (svc >= 0) {
+            pthread_mutex_lock(&c->lock);
+            if (c->down_token[svc] != NULL) {
+                tok_len = c->down_len[svc];
+                tok = malloc(tok_len + 1);
+                if (tok != NULL)
+                    memcpy(tok, c->down_token[svc], tok_len + 1);
+            }
+            pthread_mutex_unlock(&c->lock);
+            /* None: the principal's roles give it no token for that
+               service; the gateway answers 401 missing_downstream_token. */
+            if (tok != NULL) {
+                snprintf(v, sizeof v, "Bearer %s", tok);
+                err = add_header(&hdrs, LUNA_DOWNSTREAM_AUTH_HEADER, v, true);
+                luna_wipe(v, sizeof v);
+                if (err != LUNA_OK)
+                    goto out;
+            }
+        }
     }
 
     if (curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||

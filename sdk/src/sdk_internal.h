@@ -41,6 +41,18 @@ typedef struct sdk_pin {
     char *manifest; /* optional developer-signed manifest from the config (JWS) */
 } sdk_pin;
 
+/*
+ * The services behind the gateway a client holds a token for; the names
+ * are the keys of IAM's "downstream" answer (docs/protocol.md).
+ */
+typedef enum sdk_svc {
+    SDK_SVC_KMS = 0,
+    SDK_SVC_ATTESTATION = 1,
+    SDK_SVC_AUDIT = 2,
+    SDK_SVC_IAM = 3,
+    SDK_SVC__COUNT
+} sdk_svc;
+
 struct luna_client {
     char tenant[LUNAL_ID_MAX + 1];
     char gateway[SDK_URL_MAX];
@@ -59,14 +71,21 @@ struct luna_client {
     unsigned timeout_ms;
     unsigned max_attempts;
     unsigned max_age;
-    /* Bearer token cache. */
+    /* Bearer token cache: the gateway token and, per downstream service,
+       the token IAM minted for it (NULL: the principal has none). */
     pthread_mutex_t lock;
     char *token;
     size_t token_len;
     int64_t token_exp;
+    char *down_token[SDK_SVC__COUNT];
+    size_t down_len[SDK_SVC__COUNT];
     /* libcurl connection/DNS/TLS-session cache shared by every call. */
     void *share;
     pthread_mutex_t share_locks[8];
+    /* Audit log verification (sdk_audit.c): pinned vkeys, state file. */
+    char *audit_log_key;
+    char *audit_witness_key;
+    char *audit_state_file;
 };
 
 /* Writes a reason (never a secret) into why[LUNAL_REASON_MAX] when not NULL. */
@@ -109,11 +128,44 @@ luna_err sdk_http_status_err(const sdk_http_resp *r, const char *what, char *why
 
 /* ---- the bearer token (sdk_request.c) ---- */
 luna_err sdk_token_ensure(luna_client *c, char *why) LUNA_MUST_CHECK;
+/*
+ * The downstream service whose token goes with a request to the gateway
+ * path (query string ignored), or -1 when the route is the gateway's own.
+ * The table (docs/protocol.md "Token audiences"): /v1/otk, /v1/keys...,
+ * /v1/tees... (selection included: the gateway reads the registry with
+ * it), /v1/deployments... -> kms; below /v1/attestation/ -> attestation; below /v1/audit/ ->
+ * audit; /v1/tenants..., /v1/apikeys..., /v1/clients...,
+ * /v1/principals... -> iam.
+ */
+int sdk_downstream_for(const char *path);
+/* The short name of a service ("kms", ...), the key in IAM's answer. */
+const char *sdk_svc_name(sdk_svc s);
+/*
+ * Takes the answer of POST /v1/auth/token (untrusted: fuzzed by
+ * fuzz_sdk_token): "token" must be 1..SDK_MAX_TOKEN visible ASCII;
+ * "downstream", when present, an object whose members named in the route
+ * table must be such strings too (other names are ignored).  On success
+ * replaces every cached token at once (under c->lock), valid until
+ * "expires_at" (now + 60 when absent or past).  LUNA_ERR_FORMAT with why
+ * set, or LUNA_ERR_NOMEM; the cache is then empty or unchanged.
+ */
+luna_err sdk_token_answer_apply(luna_client *c, const json_t *ans, int64_t now,
+                                char *why) LUNA_MUST_CHECK;
+/* Wipes and frees every cached token; the caller holds c->lock. */
+void sdk_tokens_clear(luna_client *c);
 
 /* ---- answers: parsed leniently (unknown fields ignored), typed access ---- */
 luna_err sdk_json_load(const uint8_t *body, size_t len, json_t **out, char *why) LUNA_MUST_CHECK;
 /* Copies a string member (dotted path) into out[cap]; FORMAT when too long. */
 luna_err sdk_json_str(const json_t *o, const char *name, char *out, size_t cap) LUNA_MUST_CHECK;
+
+/* ---- audit log settings (sdk_audit.c) ---- */
+/* Reads audit_log_key / audit_witness_key / audit_state_file from the
+   environment (LUNAL_AUDIT_LOG_KEY, LUNAL_AUDIT_WITNESS_KEY,
+   LUNAL_AUDIT_STATE) or the config; all optional. */
+luna_err sdk_audit_configure(luna_client *c, const json_t *cfg, const char *dir,
+                             char *why) LUNA_MUST_CHECK;
+void sdk_audit_free(luna_client *c);
 
 /* ---- TEE verification (sdk_verify.c) ---- */
 const sdk_pin *sdk_pin_find(const luna_client *c, const char *deployment_id);

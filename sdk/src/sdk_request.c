@@ -40,14 +40,169 @@ static luna_err random_id(const char *prefix, char *out, size_t cap)
 
 /* ---- token ---- */
 
+static const char *const svc_names[SDK_SVC__COUNT] = {"kms", "attestation", "audit", "iam"};
+
+const char *sdk_svc_name(sdk_svc s)
+{
+    return (unsigned)s < SDK_SVC__COUNT ? svc_names[s] : NULL;
+}
+
+/* path equals prefix, or continues it with '/' or '?' ("/v1/keys/x"). */
+static bool route_is(const char *path, size_t len, const char *prefix, bool sub_only)
+{
+    size_t n = strlen(prefix);
+    if (len < n || memcmp(path, prefix, n) != 0)
+        return false;
+    if (len == n)
+        return !sub_only;
+    return path[n] == '/';
+}
+
+int sdk_downstream_for(const char *path)
+{
+    static const struct {
+        const char *prefix;
+        bool sub_only; /* only below prefix ("/v1/audit/..."), not prefix itself */
+        sdk_svc svc;
+    } table[] = {
+        {"/v1/otk", false, SDK_SVC_KMS},
+        {"/v1/keys", false, SDK_SVC_KMS},
+        {"/v1/tees", false, SDK_SVC_KMS},
+        {"/v1/deployments", false, SDK_SVC_KMS}, /* the KMS registry (gw_relay.c) */
+        {"/v1/attestation", true, SDK_SVC_ATTESTATION},
+        {"/v1/audit", true, SDK_SVC_AUDIT},
+        {"/v1/tenants", false, SDK_SVC_IAM},
+        {"/v1/apikeys", false, SDK_SVC_IAM},
+        {"/v1/clients", false, SDK_SVC_IAM},
+        {"/v1/principals", false, SDK_SVC_IAM},
+    };
+    if (path == NULL)
+        return -1;
+    size_t len = strcspn(path, "?");
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (route_is(path, len, table[i].prefix, table[i].sub_only))
+            return (int)table[i].svc;
+    return -1;
+}
+
+void sdk_tokens_clear(luna_client *c)
+{
+    if (c->token != NULL) {
+        luna_wipe(c->token, c->token_len);
+        free(c->token);
+    }
+    c->token = NULL;
+    c->token_len = 0;
+    c->token_exp = 0;
+    for (size_t i = 0; i < SDK_SVC__COUNT; i++) {
+        if (c->down_token[i] != NULL) {
+            luna_wipe(c->down_token[i], c->down_len[i]);
+            free(c->down_token[i]);
+        }
+        c->down_token[i] = NULL;
+        c->down_len[i] = 0;
+    }
+}
+
+/* A token that can sit in a header: 1..SDK_MAX_TOKEN visible ASCII. */
+static bool token_text_ok(const char *tok, size_t len)
+{
+    if (tok == NULL || len == 0 || len > SDK_MAX_TOKEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)tok[i] <= 0x20 || (unsigned char)tok[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+static char *token_dup(const char *tok, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p != NULL) {
+        memcpy(p, tok, len);
+        p[len] = 0;
+    }
+    return p;
+}
+
+/* The answer's token texts are wiped before the tree is freed. */
+static void wipe_answer_tokens(json_t *ans)
+{
+    const char *name;
+    json_t *v = json_object_get(ans, "token");
+    if (json_is_string(v))
+        luna_wipe((void *)(uintptr_t)json_string_value(v), json_string_length(v));
+    json_object_foreach(json_object_get(ans, "downstream"), name, v)
+    {
+        if (json_is_string(v))
+            luna_wipe((void *)(uintptr_t)json_string_value(v), json_string_length(v));
+    }
+}
+
+luna_err sdk_token_answer_apply(luna_client *c, const json_t *ans, int64_t now, char *why)
+{
+    const char *tok = NULL;
+    size_t tok_len = 0;
+    int64_t exp = 0;
+    luna_err err;
+
+    if (luna_json_get_string(ans, "token", &tok, &tok_len) != LUNA_OK ||
+        !token_text_ok(tok, tok_len)) {
+        sdk_why(why, "the token answer has no usable token");
+        return LUNA_ERR_FORMAT;
+    }
+    /* Downstream tokens: only the services of the route table, each a
+       header-safe string; any other member is ignored (an older IAM sends
+       none, and a relayed route then gets the gateway's 401). */
+    const json_t *down = json_object_get(ans, "downstream");
+    if (down != NULL && !json_is_object(down)) {
+        sdk_why(why, "the token answer's downstream member is not an object");
+        return LUNA_ERR_FORMAT;
+    }
+    const char *dtok[SDK_SVC__COUNT] = {NULL};
+    size_t dlen[SDK_SVC__COUNT] = {0};
+    for (size_t i = 0; i < SDK_SVC__COUNT; i++) {
+        const json_t *v = json_object_get(down, svc_names[i]);
+        if (v == NULL)
+            continue;
+        if (!json_is_string(v) || !token_text_ok(json_string_value(v), json_string_length(v))) {
+            sdk_why(why, "the token answer holds an unusable %s token", svc_names[i]);
+            return LUNA_ERR_FORMAT;
+        }
+        dtok[i] = json_string_value(v);
+        dlen[i] = json_string_length(v);
+    }
+    if (luna_json_get_int(ans, "expires_at", &exp) != LUNA_OK || exp <= now)
+        exp = now + 60; /* unknown lifetime: renew soon rather than late */
+    pthread_mutex_lock(&c->lock);
+    sdk_tokens_clear(c);
+    err = LUNA_OK;
+    c->token = token_dup(tok, tok_len);
+    if (c->token == NULL)
+        err = LUNA_ERR_NOMEM;
+    c->token_len = tok_len;
+    for (size_t i = 0; err == LUNA_OK && i < SDK_SVC__COUNT; i++) {
+        if (dtok[i] == NULL)
+            continue;
+        c->down_token[i] = token_dup(dtok[i], dlen[i]);
+        c->down_len[i] = dlen[i];
+        if (c->down_token[i] == NULL)
+            err = LUNA_ERR_NOMEM;
+    }
+    if (err != LUNA_OK)
+        sdk_tokens_clear(c);
+    else
+        c->token_exp = exp;
+    pthread_mutex_unlock(&c->lock);
+    return err;
+}
+
 static luna_err fetch_token(luna_client *c, char *why)
 {
     json_t *body = json_pack("{s:s}", "tenant_id", c->tenant), *ans = NULL;
     sdk_http_resp resp;
     char key[SDK_MAX_API_KEY + 1];
-    const char *tok = NULL;
-    size_t tok_len = 0;
-    int64_t exp = 0, now = (int64_t)time(NULL);
+    int64_t now = (int64_t)time(NULL);
     char *text = NULL;
     sdk_http_req rq = {.method = "POST", .path = "/v1/auth/token",
                        .content_type = "application/json"};
@@ -80,35 +235,9 @@ static luna_err fetch_token(luna_client *c, char *why)
         goto out;
     }
     LUNA_TRY(sdk_json_load(resp.body, resp.len, &ans, why), out);
-    if (luna_json_get_string(ans, "token", &tok, &tok_len) != LUNA_OK || tok_len == 0 ||
-        tok_len > SDK_MAX_TOKEN) {
-        sdk_why(why, "the token answer has no usable token");
-        err = LUNA_ERR_FORMAT;
-        goto out;
-    }
-    for (size_t i = 0; i < tok_len; i++)
-        if ((unsigned char)tok[i] <= 0x20 || (unsigned char)tok[i] >= 0x7f) {
-            sdk_why(why, "the token holds characters a header cannot carry");
-            err = LUNA_ERR_FORMAT;
-            goto out;
-        }
-    if (luna_json_get_int(ans, "expires_at", &exp) != LUNA_OK || exp <= now)
-        exp = now + 60; /* unknown lifetime: renew soon rather than late */
-    pthread_mutex_lock(&c->lock);
-    if (c->token != NULL) {
-        luna_wipe(c->token, c->token_len);
-        free(c->token);
-    }
-    c->token = malloc(tok_len + 1);
-    if (c->token != NULL) {
-        memcpy(c->token, tok, tok_len);
-        c->token[tok_len] = 0;
-        c->token_len = tok_len;
-        c->token_exp = exp;
-    }
-    pthread_mutex_unlock(&c->lock);
-    err = c->token != NULL ? LUNA_OK : LUNA_ERR_NOMEM;
+    err = sdk_token_answer_apply(c, ans, now, why);
 out:
+    wipe_answer_tokens(ans);
     json_decref(ans);
     sdk_http_resp_free(&resp);
     return err;

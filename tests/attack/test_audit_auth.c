@@ -105,8 +105,16 @@ static void test_iam_roles_and_claims(void **state)
     json_object_del(c, "iss");
     expect(&e, c, 401, 401);
     c = atu_token_claims("acme", ATU_PLATFORM_AUDITOR);
-    json_object_set_new(c, "aud", json_pack("[s,s]", "x", ATU_AUDIENCE)); /* array form: ok */
-    expect(&e, c, 200, 200);
+    /* A token names one audience: an array, even one naming this
+       service, is a token valid somewhere else too (docs/tokens.md). */
+    json_object_set_new(c, "aud", json_pack("[s,s]", "x", ATU_AUDIENCE));
+    expect(&e, c, 401, 401);
+    c = atu_token_claims("acme", ATU_PLATFORM_AUDITOR);
+    json_object_set_new(c, "aud", json_string("lunal")); /* the old shared audience */
+    expect(&e, c, 401, 401);
+    c = atu_token_claims("acme", ATU_PLATFORM_AUDITOR);
+    json_object_set_new(c, "aud", json_string(LUNA_AUD_GATEWAY)); /* the gateway's token */
+    expect(&e, c, 401, 401);
     c = atu_token_claims("acme", ATU_PLATFORM_AUDITOR);
     json_object_set_new(c, "exp", json_integer((json_int_t)time(NULL) - 3600));
     expect(&e, c, 401, 401);
@@ -154,6 +162,18 @@ static void test_config_requires_iss_aud_and_one_source(void **state)
         fputs(bad, f);
         fclose(f);
         free(bad);
+        assert_false(atu_try_start(&e));
+    }
+    /* An audience other than the audit log's own: refused at start. */
+    static const char *const foreign[] = {"lunal", LUNA_AUD_GATEWAY, LUNA_AUD_KMS};
+    for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
+        char *at = strstr(cfg, drop[1]);
+        assert_non_null(at);
+        FILE *f = fopen(e.config_path, "w");
+        assert_non_null(f);
+        fprintf(f, "%.*s,\"token_audience\":\"%s\"%s", (int)(at - cfg), cfg, foreign[i],
+                at + strlen(drop[1]));
+        fclose(f);
         assert_false(atu_try_start(&e));
     }
     free(cfg);

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# e2e.dev_platform_admin: the administrative half of the README checks on
-# the embedded platform: `attestation verify --all` covers both TEEs, and
-# a quarantined TEE makes `attestation verify --deployment demo` exit 1
-# with the reason.  Registered only with -DLUNA_DEV_PLATFORM_ADMIN_E2E=ON:
-# the gateway does not route GET /v1/tees nor POST /v1/tees/{id}/quarantine
-# yet (docs/operations.md, "Status").  Admin calls use the bootstrap
-# administrator's key (client/admin_api_key), never the client's.
+# e2e.dev_platform_admin: the administrative commands of `lunal` against
+# the real embedded platform (`lunal dev up` through scripts/run.sh),
+# through the gateway's relayed routes (docs/protocol.md "Relayed
+# routes"): TEE list, batch and --all verify over both TEEs, --tee,
+# attestation history, tenant list/create, keys create/list/rotate/revoke
+# (as the new tenant's owner), cross-tenant refusals, apikey
+# create/list/revoke (a revoked key fails on the next request), client
+# register (the key file, once), usage errors (exit 2), and a quarantined
+# TEE making `attestation verify` exit 1 with the reason in words.
+# Admin calls use the bootstrap administrator's key
+# (client/admin_api_key), never the client's.  Bounded: about 60 s.
 set -u
 src=$1 build=$2
 tmp=$(mktemp -d /tmp/luna-dev-admin-e2e-XXXXXX)
@@ -20,25 +24,116 @@ cleanup() {
 }
 trap cleanup EXIT
 bad() { echo "FAIL: $*" >&2; fail=1; }
+# expect RC WHAT CMD...: runs CMD, output in $out, checks the exit status.
+expect() {
+    local want=$1 what=$2
+    shift 2
+    out=$("$@" 2>&1)
+    local rc=$?
+    [ "$rc" = "$want" ] || { bad "$what: exit $rc, not $want: $(echo "$out" | tail -n 3)"; return 1; }
+    return 0
+}
+has() { echo "$out" | grep -q -- "$1" || bad "$2 (output lacks '$1')"; }
 
-bash "$src/scripts/run.sh" >"$tmp/run.log" 2>&1 || { cat "$tmp/run.log"; bad "scripts/run.sh failed"; exit 1; }
+timeout 150 bash "$src/scripts/run.sh" >"$tmp/run.log" 2>&1 || {
+    cat "$tmp/run.log"
+    bad "scripts/run.sh failed"
+    exit 1
+}
 export LUNAL_CONFIG=$LUNAL_DEV_DIR/client/client.json
+admin_key=$LUNAL_DEV_DIR/client/admin_api_key
+admin() { LUNAL_API_KEY_FILE=$admin_key timeout 30 "$lunal" "$@"; }
+client() { timeout 30 "$lunal" "$@"; }
 
-# Batch over both TEEs.
-batch=$("$lunal" attestation verify --all 2>/dev/null)
-brc=$?
-[ "$brc" = 0 ] || bad "verify --all exit $brc"
-for t in tee-1 tee-2; do
-    echo "$batch" | grep -q "$t" || bad "batch verify does not show $t"
-done
+# ---- TEEs: list, batch, --all, --tee ----
+expect 0 "tee list" admin tee list && { has tee-1 "tee list"; has tee-2 "tee list"; }
+expect 0 "verify --all" client attestation verify --all
+for t in tee-1 tee-2; do has "$t" "verify --all shows both TEEs"; done
+has "2 of 2 verified" "verify --all summary"
+printf '# deployment tee\ndemo tee-1\ndemo tee-2\n' >"$tmp/batch"
+expect 0 "verify --batch" client attestation verify --batch "$tmp/batch"
+for t in tee-1 tee-2; do has "$t" "verify --batch shows both TEEs"; done
+expect 0 "verify --tee tee-2" client attestation verify --deployment demo --tee tee-2
+has "Attestation verification complete" "verify --tee"
 
-admin() { LUNAL_API_KEY_FILE=$LUNAL_DEV_DIR/client/admin_api_key "$lunal" "$@"; }
-# A quarantined TEE: verify exits 1 and says why.
-admin tee quarantine --id tee-1 --reason "e2e test" >/dev/null 2>&1 || bad "tee quarantine failed"
-admin tee quarantine --id tee-2 --reason "e2e test" >/dev/null 2>&1 || bad "tee quarantine failed"
-qout=$("$lunal" attestation verify --deployment demo 2>&1)
-qrc=$?
-[ "$qrc" = 1 ] || bad "verify of a quarantined deployment exited $qrc, not 1"
-echo "$qout" | grep -qi 'quarantin' || bad "verify does not say the TEE is quarantined"
+# ---- attestation history ----
+expect 0 "attestation history" client attestation history --deployment demo && {
+    has tee- "history lists attestations"
+    echo "$out" | grep -Eq '^[1-9][0-9]* entries' || bad "history lists no entry"
+}
+expect 0 "attestation history --json" client attestation history --tee tee-1 --json
+has '"items"' "history --json"
+
+# ---- tenants ----
+expect 0 "tenant list" admin tenant list && has '"demo"' "tenant list shows the own tenant"
+expect 0 "tenant create" admin tenant create --tenant_id acme --display_name "Acme e2e"
+acme_key=$(echo "$out" | sed -n 's/.*"api_key": *"\([^"]*\)".*/\1/p')
+[ -n "$acme_key" ] || bad "tenant create printed no owner key"
+umask 077
+printf '%s\n' "$acme_key" >"$tmp/acme_key"
+# acme's own client config: tenant acme, no client key of tenant demo.
+sed -e 's/"tenant_id": *"demo"/"tenant_id": "acme"/' -e '/"client_key_file"/d' \
+    "$LUNAL_CONFIG" >"$tmp/acme.json"
+acme() { LUNAL_CONFIG=$tmp/acme.json LUNAL_API_KEY_FILE=$tmp/acme_key timeout 30 "$lunal" "$@"; }
+expect 2 "tenant create twice" admin tenant create --tenant_id acme
+has tenant_exists "a second tenant create is refused with the reason"
+
+# ---- keys, as acme's owner (key-admin) ----
+expect 0 "keys create" acme keys create --key_id k1 && has '"k1"' "keys create"
+expect 0 "keys list" acme keys list && has '"k1"' "keys list shows the key"
+expect 0 "keys rotate" acme keys rotate --id k1
+echo "$out" | grep -Eq '"(current_version|version)": *2' || bad "keys rotate did not make version 2: $out"
+expect 0 "keys revoke" acme keys revoke --id k1 && has revoked "keys revoke"
+# The demo tenant does not see acme's keys; acme does not see demo's TEEs.
+expect 0 "keys list (demo)" admin keys list 2>/dev/null || true
+echo "$out" | grep -q '"k1"' && bad "tenant demo sees tenant acme's key"
+expect 0 "tee list (acme)" acme tee list
+echo "$out" | grep -q 'tee-1' && bad "tenant acme sees tenant demo's TEEs"
+expect 2 "tee quarantine (acme, demo's TEE)" acme tee quarantine --id tee-1 --reason "not yours"
+# A client may not rotate keys or list API keys.
+expect 2 "keys rotate (client)" client keys rotate --id k1 && has permission_denied "client keys rotate"
+expect 2 "apikey list (client)" client apikey list && has permission_denied "client apikey list"
+
+# ---- API keys ----
+expect 0 "apikey create" admin apikey create --principal demo-client --expires_in_sec 600
+new_key=$(echo "$out" | sed -n 's/.*"api_key": *"\([^"]*\)".*/\1/p')
+new_id=$(echo "$out" | sed -n 's/.*"key_id": *"\([^"]*\)".*/\1/p')
+[ -n "$new_key" ] && [ -n "$new_id" ] || bad "apikey create printed no key"
+printf '%s\n' "$new_key" >"$tmp/new_key"
+expect 0 "apikey list" admin apikey list --principal demo-client && has "$new_id" "apikey list"
+echo "$out" | grep -q "$new_key" && bad "apikey list shows a secret"
+expect 0 "the new key works" env LUNAL_API_KEY_FILE="$tmp/new_key" "$lunal" attestation verify --deployment demo
+expect 0 "apikey revoke" admin apikey revoke --id "$new_id" --principal demo-client
+expect 2 "a revoked key" env LUNAL_API_KEY_FILE="$tmp/new_key" "$lunal" attestation verify --deployment demo
+has revoked "a revoked key fails with the reason"
+
+# ---- client register ----
+expect 0 "client register" admin client register --principal_id app2 --display_name "App two" --out "$tmp/app2.key"
+[ -s "$tmp/app2.key" ] || bad "client register wrote no key file"
+[ "$(stat -c %a "$tmp/app2.key" 2>/dev/null)" = 600 ] || bad "the client key file is not 0600"
+k=$(head -c 40 "$tmp/app2.key")
+[ -n "$k" ] && echo "$out" | grep -qF -- "$k" && bad "client register printed the key file"
+has key_file_written "client register says where the key went"
+
+# ---- usage errors: exit 2 ----
+expect 2 "tee quarantine without --id" admin tee quarantine --reason x
+expect 2 "unknown subcommand" admin keys frobnicate
+expect 2 "unknown option" admin tee list --bogus 1
+expect 2 "verify without a target" client attestation verify
+expect 2 "history with both targets" client attestation history --deployment demo --tee tee-1
+expect 2 "deployment register" admin deployment register --manifest "$LUNAL_DEV_DIR/demo/demo.manifest"
+has deployments_static "deployment register says why it is refused"
+
+# ---- quarantine: verify exits 1 with the reason ----
+expect 0 "tee quarantine tee-1" admin tee quarantine --id tee-1 --reason "e2e test" && has quarantined "tee quarantine"
+# The reason in words: the attestation service says the registry no longer
+# lists the TEE as active (its status, quarantined, is the KMS's).
+reason_re='quarantin|registry does not list this TEE as active'
+expect 1 "verify of a quarantined TEE" client attestation verify --deployment demo --tee tee-1
+echo "$out" | grep -Eqi "$reason_re" || bad "verify does not say why (quarantine): $out"
+expect 0 "tee quarantine tee-2" admin tee quarantine --id tee-2 --reason "e2e test"
+expect 1 "verify of a quarantined deployment" client attestation verify --deployment demo
+echo "$out" | grep -Eqi "$reason_re" || bad "verify does not say why (quarantine): $out"
+expect 1 "verify --all with quarantined TEEs" client attestation verify --all
 
 exit $fail

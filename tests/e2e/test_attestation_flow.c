@@ -22,6 +22,7 @@
 #include <openssl/x509.h>
 
 #include "http_test_util.h"
+#include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/crypto.h"
 #include "luna/jws.h"
@@ -476,6 +477,33 @@ static void test_refusals(void **state)
     json_decref(ans);
 }
 
+/* Review L6: the audit entry goes through the fail-closed audit client.
+   With the log unavailable an admission is refused with a clear error,
+   before the KMS activates anything and before a certificate leaves. */
+static void test_audit_down_refuses_admission(void **state)
+{
+    (void)state;
+    json_t *ans = NULL;
+    set_mode("audit", "fail");
+    int st = admit("tee-audit", "genuine", &ans, NULL);
+    set_mode("audit", "ok");
+    assert_int_equal(503, st);
+    assert_non_null(ans);
+    const char *code = str_at(ans, "error", "code", NULL);
+    assert_non_null(code);
+    assert_string_equal("audit_unavailable", code);
+    assert_non_null(strstr(str_at(ans, "error", "message", NULL), "audit"));
+    assert_null(json_object_get(ans, "certificate"));
+    json_decref(ans);
+    assert_false(file_has("kms.log", "activate tee-audit"));
+    assert_true(file_has("att.log", "admission refused: audit log unavailable"));
+    /* Nothing kept either: no TEE row (admission after the log is back is
+       e2e.tee_quarantine's, with the real audit service; admitting here
+       would put a second TEE of "demo" on tee-a's stub address). */
+    assert_int_equal(404, call("gateway", "GET", "/v1/attestation/tees/tee-audit", NULL, NULL,
+                               NULL));
+}
+
 static void test_history(void **state)
 {
     (void)state;
@@ -517,9 +545,16 @@ static void test_quarantine_and_reinstate(void **state)
 
     set_mode("tee-a", "genuine");
     assert_int_equal(401, call_bearer("/v1/attestation/tees/tee-a/reinstate", NULL, NULL));
-    json_t *claims = json_pack("{s:s,s:s,s:I,s:[s]}", "iss", "lunal://svc/iam", "sub", "op-1",
-                               "exp", (json_int_t)time(NULL) + 300, "perms", "tees.manage");
+    /* A token minted for another service (here the gateway) is refused. */
+    json_t *claims = json_pack("{s:s,s:s,s:s,s:I,s:[s]}", "iss", "lunal://svc/iam", "aud",
+                               LUNA_AUD_GATEWAY, "sub", "op-1", "exp",
+                               (json_int_t)time(NULL) + 300, "perms", "tees.manage");
     char *token = NULL;
+    assert_luna_ok(luna_jws_sign(g_iam, claims, &token, NULL));
+    assert_int_equal(401, call_bearer("/v1/attestation/tees/tee-a/reinstate", token, NULL));
+    free(token);
+    token = NULL;
+    assert_int_equal(0, json_object_set_new(claims, "aud", json_string(LUNA_AUD_ATTESTATION)));
     assert_luna_ok(luna_jws_sign(g_iam, claims, &token, NULL));
     json_decref(claims);
     /* Still modified: no reinstatement without a fresh good attestation. */
@@ -606,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_admit_and_verify),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_history),
+        cmocka_unit_test(test_audit_down_refuses_admission),
         cmocka_unit_test(test_quarantine_and_reinstate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

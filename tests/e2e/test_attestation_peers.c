@@ -25,11 +25,13 @@
 #include <event2/http.h>
 #include <openssl/pem.h>
 
+#include "luna/audit_entry.h"
 #include "luna/bytes.h"
 #include "luna/crypto.h"
 #include "luna/evidence_sim.h"
 #include "luna/http.h"
 #include "luna/json.h"
+#include "luna/merkle.h"
 
 #define MAX_TEES 4
 #define DEPLOYMENT "demo"
@@ -118,7 +120,9 @@ static void handle_kms(luna_http_request *req, void *arg)
     json_t *jb = json_loadb((const char *)body, len, 0, NULL);
     bool act = strcmp(slash, "/activate") == 0;
     bool shape = jb != NULL &&
-                 (act ? json_object_size(jb) == 4 && json_object_get(jb, "evidence") != NULL &&
+                 (act ? json_object_size(jb) ==
+                                4u + (json_object_get(jb, "nonce") != NULL ? 1u : 0u) &&
+                            json_object_get(jb, "evidence") != NULL &&
                             json_object_get(jb, "evidence_type") != NULL &&
                             json_object_get(jb, "tee_kx_pk") != NULL &&
                             json_object_get(jb, "tee_sign_pk") != NULL
@@ -151,6 +155,8 @@ static void handle_kms(luna_http_request *req, void *arg)
     luna_http_reply(req, 200, "application/json", "{}", 2);
 }
 
+static void read_mode(const char *id, char *mode, size_t cap);
+
 static void handle_audit(luna_http_request *req, void *arg)
 {
     const uint8_t *body;
@@ -163,8 +169,43 @@ static void handle_audit(luna_http_request *req, void *arg)
     }
     memcpy(line, body, len);
     line[len] = '\0';
+    /* Answer as the real log does (docs/audit.md section 5): the service's
+       fail-closed audit client accepts only a receipt for exactly what it
+       sent.  "fail" in mode-audit makes the log unavailable. */
+    char amode[16];
+    read_mode("audit", amode, sizeof amode);
+    if (strcmp(amode, "fail") == 0) {
+        luna_http_reply_error(req, 503, "unavailable", "audit stub told to fail");
+        return;
+    }
+    static int64_t index;
+    luna_audit_entry e;
+    uint8_t canon[LUNA_AUDIT_ENTRY_MAX], leaf[LUNA_MERKLE_HASH_LEN];
+    size_t clen = 0;
+    char hex[2 * LUNA_MERKLE_HASH_LEN + 1];
+    if (luna_audit_entry_parse_request(body, len, &e, NULL) != LUNA_OK) {
+        luna_http_reply_error(req, 400, "bad_entry", "entry");
+        return;
+    }
+    memcpy(e.component, "lunal://svc/attestation", sizeof "lunal://svc/attestation");
+    e.time_ms = (int64_t)time(NULL) * 1000;
+    if (luna_audit_entry_encode(&e, canon, sizeof canon, &clen) != LUNA_OK ||
+        luna_merkle_leaf_hash(canon, clen, leaf) != LUNA_OK ||
+        luna_hex_encode(leaf, sizeof leaf, hex, sizeof hex) != LUNA_OK) {
+        luna_http_reply_error(req, 500, "internal", "encode");
+        return;
+    }
+    json_t *ans = json_pack("{s:I,s:s%,s:s}", "index", (json_int_t)index++, "entry",
+                            (const char *)canon, clen, "leaf_hash", hex);
+    char *text = ans != NULL ? json_dumps(ans, JSON_COMPACT) : NULL;
+    json_decref(ans);
+    if (text == NULL) {
+        luna_http_reply_error(req, 500, "internal", "json");
+        return;
+    }
     log_line("audit.log", line);
-    luna_http_reply(req, 201, "application/json", "{\"index\":0}", 11);
+    luna_http_reply(req, 201, "application/json", text, strlen(text));
+    free(text);
 }
 
 static void handle_webhook(struct evhttp_request *req, void *arg)

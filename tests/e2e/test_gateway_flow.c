@@ -31,6 +31,18 @@ static char marker[64];   /* plaintext marker, sent only inside envelopes */
 
 #define TOKEN_TTL 4
 
+/*
+ * The client's KMS token of each gateway token client_token handed out
+ * (IAM's "downstream" answer, relayed by the gateway): post_json sends
+ * it in Lunal-Downstream-Authorization, as the SDK does.
+ */
+#define MAX_PAIRS 64
+static struct {
+    char *gw;
+    char *kms;
+} pairs[MAX_PAIRS];
+static size_t n_pairs;
+
 static int setup(void **state)
 {
     (void)state;
@@ -51,13 +63,47 @@ static int teardown(void **state)
     gwh_stop(&H);
     free(client_key);
     free(auditor_key);
+    for (size_t i = 0; i < n_pairs; i++) {
+        free(pairs[i].gw);
+        free(pairs[i].kms);
+    }
     return 0;
+}
+
+
+static const char *kms_of(const char *gw)
+{
+    for (size_t i = 0; gw != NULL && i < n_pairs; i++)
+        if (strcmp(pairs[i].gw, gw) == 0)
+            return pairs[i].kms;
+    return NULL;
 }
 
 static char *client_token(void)
 {
-    char *t = gwh_token(&H, "acme", client_key);
+    char body[64], hdr[512];
+    snprintf(body, sizeof(body), "{\"tenant_id\":\"acme\"}");
+    snprintf(hdr, sizeof(hdr), "Authorization: ApiKey %s\r\n", client_key);
+    gwh_resp r;
+    gwh_call(&H, "POST", "/v1/auth/token", hdr, "application/json", body, strlen(body), &r);
+    assert_int_equal(200, r.status);
+    const char *gw = json_string_value(json_object_get(r.body, "token"));
+    const json_t *down = json_object_get(r.body, "downstream");
+    const char *kms = json_string_value(json_object_get(down, "kms"));
+    assert_non_null(gw);
+    assert_non_null(kms);
+    /* A client gets the KMS's and the attestation service's, nothing more. */
+    assert_non_null(json_object_get(down, "attestation"));
+    assert_null(json_object_get(down, "iam"));
+    assert_null(json_object_get(down, "audit"));
+    assert_true(strcmp(gw, kms) != 0);
+    assert_true(n_pairs < MAX_PAIRS);
+    pairs[n_pairs].gw = strdup(gw);
+    pairs[n_pairs].kms = strdup(kms);
+    char *t = strdup(gw);
     assert_non_null(t);
+    n_pairs++;
+    gwh_resp_free(&r);
     return t;
 }
 
@@ -65,9 +111,12 @@ static char *client_token(void)
 static void post_json(const char *path, const char *token, const char *extra, const char *body,
                       gwh_resp *r)
 {
-    char hdr[9000];
-    snprintf(hdr, sizeof(hdr), "%s%s%s%s", token != NULL ? "Authorization: Bearer " : "",
-             token != NULL ? token : "", token != NULL ? "\r\n" : "", extra != NULL ? extra : "");
+    char hdr[18000];
+    const char *kms = kms_of(token);
+    snprintf(hdr, sizeof(hdr), "%s%s%s%s%s%s%s", token != NULL ? "Authorization: Bearer " : "",
+             token != NULL ? token : "", token != NULL ? "\r\n" : "",
+             kms != NULL ? "Lunal-Downstream-Authorization: Bearer " : "",
+             kms != NULL ? kms : "", kms != NULL ? "\r\n" : "", extra != NULL ? extra : "");
     gwh_call(&H, "POST", path, hdr, "application/json", body, strlen(body), r);
 }
 
@@ -328,6 +377,17 @@ static void test_otk_relay(void **state)
     snprintf(body, sizeof(body),
              "{\"tee_id\":\"t1\",\"job\":\"summarize\",\"request_id\":\"r1\",\"client_pk\":\"%s\"}",
              pk);
+    /* Without the KMS token the relay refuses: the gateway never forwards
+       its own token (docs/protocol.md, token audiences). */
+    gwh_resp r0;
+    {
+        char hdr[9000];
+        snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", t);
+        gwh_call(&H, "POST", "/v1/otk", hdr, "application/json", body, strlen(body), &r0);
+    }
+    assert_int_equal(401, r0.status);
+    assert_string_equal("missing_downstream_token", gwh_err_code(&r0));
+    gwh_resp_free(&r0);
     post_json("/v1/otk", t, NULL, body, &r);
     assert_int_equal(200, r.status);
     assert_string_equal("otk-r1", json_string_value(json_object_get(r.body, "otk_id")));

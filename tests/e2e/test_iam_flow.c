@@ -13,6 +13,7 @@
 #include "iam_harness.h"
 #include "luna/bytes.h"
 #include "luna/crypto.h"
+#include "luna/audience.h"
 #include "luna/jws.h"
 #include "luna_test.h"
 
@@ -36,8 +37,12 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Verifies token against the JWKS IAM publishes now; returns the claims. */
-static luna_err verify(const char *token, json_t **claims, char *kid)
+/*
+ * Verifies token against the JWKS IAM publishes now; returns the claims.
+ * iamh_token gives IAM's admin token when the principal has one, else the
+ * gateway token: each is checked for its one audience.
+ */
+static luna_err verify_aud(const char *token, const char *audience, json_t **claims, char *kid)
 {
     char *doc = iamh_jwks(&H);
     luna_jws_keyset *ks = NULL;
@@ -47,10 +52,16 @@ static luna_err verify(const char *token, json_t **claims, char *kid)
     luna_jws_verify_opts_init(&o);
     o.skew = 0;
     o.issuer = "lunal://svc/iam";
-    o.audience = "lunal";
+    o.audience = audience;
     luna_err err = luna_jws_verify(ks, token, strlen(token), &o, claims, kid);
     luna_jws_keyset_free(ks);
     return err;
+}
+
+static luna_err verify(const char *token, json_t **claims, char *kid)
+{
+    luna_err err = verify_aud(token, LUNA_AUD_IAM, claims, kid);
+    return err == LUNA_ERR_VERIFY ? verify_aud(token, LUNA_AUD_GATEWAY, claims, kid) : err;
 }
 
 static bool has_role(const json_t *claims, const char *role)
@@ -200,6 +211,40 @@ static void test_api_key_lifecycle(void **state)
     assert_false(has_role(claims, "tenant-admin"));
     json_decref(claims);
     free(tok);
+    /* An operator gets the gateway, KMS and attestation tokens (docs/iam.md
+       "Token audiences"), each good for its own audience only. */
+    static const struct {
+        const char *svc, *aud;
+        bool minted;
+    } want[] = {{NULL, LUNA_AUD_GATEWAY, true},
+                {"kms", LUNA_AUD_KMS, true},
+                {"attestation", LUNA_AUD_ATTESTATION, true},
+                {"audit", LUNA_AUD_AUDIT, false},
+                {"iam", LUNA_AUD_IAM, false}};
+    static const char *const auds[] = {LUNA_AUD_GATEWAY, LUNA_AUD_KMS, LUNA_AUD_ATTESTATION,
+                                       LUNA_AUD_AUDIT, LUNA_AUD_IAM, "lunal"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char *dt = iamh_token_for(&H, "acme", k1, want[i].svc);
+        if (!want[i].minted) {
+            assert_null(dt);
+            continue;
+        }
+        assert_non_null(dt);
+        for (size_t a = 0; a < sizeof(auds) / sizeof(auds[0]); a++) {
+            json_t *dc = NULL;
+            luna_err e = verify_aud(dt, auds[a], &dc, NULL);
+            if (strcmp(auds[a], want[i].aud) == 0) {
+                assert_luna_ok(e);
+                assert_true(json_is_string(json_object_get(dc, "aud")));
+                assert_string_equal("svc1",
+                                    json_string_value(json_object_get(dc, "principal")));
+                json_decref(dc);
+            } else {
+                assert_luna_err(LUNA_ERR_VERIFY, e);
+            }
+        }
+        free(dt);
+    }
 
     /* Wrong secret (last character changed), unknown id, garbage: one code. */
     char bad[128], body[256];
@@ -480,28 +525,42 @@ static void test_admin_role_boundaries(void **state)
     char *t = admin_token();
     char *kc = new_api_key(t, "acme", "app1", NULL);
     char *kk = new_api_key(t, "acme", "kadm", NULL);
+    /* Neither a client nor a key admin gets a token for IAM's admin API
+       (docs/iam.md, token audiences); the key admin gets the KMS's. */
+    char *none = iamh_token_for(&H, "acme", kc, "iam");
+    assert_null(none);
+    none = iamh_token_for(&H, "acme", kk, "iam");
+    assert_null(none);
+    char *tkk = iamh_token_for(&H, "acme", kk, "kms");
+    assert_non_null(tkk);
     char *tc = iamh_token(&H, "acme", kc);
     char *tk = iamh_token(&H, "acme", kk);
     assert_non_null(tc);
     assert_non_null(tk);
-    /* A client cannot create principals, keys, or rotate signing keys. */
+    /* A client cannot create principals, keys, or rotate signing keys:
+       its gateway token is not an IAM token. */
     iamh_call(&H, "gateway", "POST", "/v1/iam/tenants/acme/principals", tc,
               "{\"principal_id\":\"evil\",\"kind\":\"user\",\"roles\":[\"tenant-admin\"]}", &r);
-    assert_int_equal(403, r.status);
-    assert_string_equal("forbidden", iamh_err_code(&r));
+    assert_int_equal(401, r.status);
+    assert_string_equal("invalid_token", iamh_err_code(&r));
     iamh_resp_free(&r);
     iamh_call(&H, "gateway", "POST", "/v1/iam/tenants/acme/principals/app1/api-keys", tc, NULL,
               &r);
-    assert_int_equal(403, r.status);
+    assert_int_equal(401, r.status);
     iamh_resp_free(&r);
     iamh_call(&H, "gateway", "POST", "/v1/iam/signing-keys/rotate", tc, NULL, &r);
-    assert_int_equal(403, r.status);
+    assert_int_equal(401, r.status);
     iamh_resp_free(&r);
-    /* The key admin cannot grant itself roles. */
+    /* The key admin cannot grant itself roles, with either token. */
     iamh_call(&H, "gateway", "PUT", "/v1/iam/tenants/acme/principals/kadm/roles", tk,
               "{\"roles\":[\"tenant-admin\"]}", &r);
-    assert_int_equal(403, r.status);
+    assert_int_equal(401, r.status);
     iamh_resp_free(&r);
+    iamh_call(&H, "gateway", "PUT", "/v1/iam/tenants/acme/principals/kadm/roles", tkk,
+              "{\"roles\":[\"tenant-admin\"]}", &r);
+    assert_int_equal(401, r.status);
+    iamh_resp_free(&r);
+    free(tkk);
     /* A tenant admin cannot create tenants (platform-admin only) ... */
     char *k2 = NULL;
     iamh_call(&H, "gateway", "POST", "/v1/iam/tenants/acme/principals", t,

@@ -100,6 +100,7 @@ static int cmd_verify(const char *jwks_path, const char *iss, const char *aud)
     luna_jws_verify_opts_init(&opts);
     opts.issuer = iss;
     opts.audience = aud;
+    opts.audience_any_of = true; /* RFC 7519 interop: jose mints an aud array */
     err = luna_jws_verify(ks, token, token_len, &opts, &claims, NULL);
     if (err != LUNA_OK) {
         printf("%s\n", luna_errname(err));

@@ -23,7 +23,9 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "luna/audience.h"
 #include "luna/audit_entry.h"
+#include "luna/audit_verify.h"
 #include "luna/bytes.h"
 #include "luna_test.h"
 
@@ -95,6 +97,37 @@ void atu_write_jwks(atu_env *e, luna_jws_signer *const *signers, size_t n)
     luna_jws_keyset_free(ks);
 }
 
+/* The service's config file (the port and paths already chosen). */
+static void write_config(atu_env *e, const char *extra_audit_json, const char *jwks_source)
+{
+    char crt[HTU_PATH_MAX], key[HTU_PATH_MAX];
+    htu_path(&e->h, "audit", ".crt", crt, sizeof(crt));
+    htu_path(&e->h, "audit", ".key", key, sizeof(key));
+    char src[HTU_PATH_MAX + 32];
+    if (jwks_source == NULL)
+        snprintf(src, sizeof(src), ",\"iam_jwks\":\"%s\"", e->jwks_path);
+    else
+        snprintf(src, sizeof(src), "%s", jwks_source);
+    char cfg[8192], storage[HTU_PATH_MAX + 1100];
+    if (e->storage_url[0] != '\0')
+        snprintf(storage, sizeof(storage), "%s", e->storage_url);
+    else
+        snprintf(storage, sizeof(storage), "sqlite:%s", e->db_path);
+    int n = snprintf(cfg, sizeof(cfg),
+                     "{\"profile\":\"development\","
+                     "\"listen\":{\"address\":\"127.0.0.1\",\"port\":%u},"
+                     "\"tls\":{\"cert\":\"%s\",\"key\":\"%s\",\"ca\":\"%s\"},"
+                     "\"storage\":{\"url\":\"%s\"},"
+                     "\"log\":{\"level\":\"info\"},"
+                     "\"audit\":{\"origin\":\"%s\",\"key_file\":\"%s\"%s,"
+                     "\"token_issuer\":\"%s\",\"token_audience\":\"%s\"%s}}",
+                     (unsigned)e->port, crt, key, e->h.ca_crt, storage, ATU_ORIGIN,
+                     e->key_path, src, ATU_ISSUER, ATU_AUDIENCE,
+                     extra_audit_json != NULL ? extra_audit_json : "");
+    assert_true(n > 0 && (size_t)n < sizeof(cfg));
+    write_file(e->config_path, cfg, 0600);
+}
+
 void atu_setup(atu_env *e, const char *extra_audit_json)
 {
     memset(e, 0, sizeof(*e));
@@ -146,28 +179,12 @@ void atu_setup_src(atu_env *e, const char *extra_audit_json, const char *jwks_so
     atu_write_jwks(e, &e->iam, 1);
 
     e->port = atu_free_port();
-    char crt[HTU_PATH_MAX], key[HTU_PATH_MAX];
-    htu_path(&e->h, "audit", ".crt", crt, sizeof(crt));
-    htu_path(&e->h, "audit", ".key", key, sizeof(key));
-    char src[HTU_PATH_MAX + 32];
-    if (jwks_source == NULL)
-        snprintf(src, sizeof(src), ",\"iam_jwks\":\"%s\"", e->jwks_path);
-    else
-        snprintf(src, sizeof(src), "%s", jwks_source);
-    char cfg[8192];
-    int n = snprintf(cfg, sizeof(cfg),
-                     "{\"profile\":\"development\","
-                     "\"listen\":{\"address\":\"127.0.0.1\",\"port\":%u},"
-                     "\"tls\":{\"cert\":\"%s\",\"key\":\"%s\",\"ca\":\"%s\"},"
-                     "\"storage\":{\"url\":\"sqlite:%s\"},"
-                     "\"log\":{\"level\":\"info\"},"
-                     "\"audit\":{\"origin\":\"%s\",\"key_file\":\"%s\"%s,"
-                     "\"token_issuer\":\"%s\",\"token_audience\":\"%s\"%s}}",
-                     (unsigned)e->port, crt, key, e->h.ca_crt, e->db_path, ATU_ORIGIN,
-                     e->key_path, src, ATU_ISSUER, ATU_AUDIENCE,
-                     extra_audit_json != NULL ? extra_audit_json : "");
-    assert_true(n > 0 && (size_t)n < sizeof(cfg));
-    write_file(e->config_path, cfg, 0600);
+    write_config(e, extra_audit_json, jwks_source);
+}
+
+void atu_rewrite_config(atu_env *e, const char *extra_audit_json)
+{
+    write_config(e, extra_audit_json, NULL);
 }
 
 static void iam_stub_stop(atu_env *e);
@@ -487,99 +504,336 @@ void atu_checkpoint_get(atu_env *e, atu_checkpoint *out)
     memcpy(out->root, cp.root, LUNA_MERKLE_HASH_LEN);
 }
 
-static luna_err proof_from_body(const char *body, luna_merkle_proof *p)
-{
-    json_error_t jerr;
-    json_t *o = json_loads(body, 0, &jerr);
-    if (o == NULL)
-        return LUNA_ERR_FORMAT;
-    luna_merkle_proof_init(p);
-    const json_t *arr = json_object_get(o, "proof");
-    luna_err err = json_is_array(arr) ? LUNA_OK : LUNA_ERR_FORMAT;
-    for (size_t i = 0; err == LUNA_OK && i < json_array_size(arr); i++) {
-        const char *hex = json_string_value(json_array_get(arr, i));
-        uint8_t h[LUNA_MERKLE_HASH_LEN];
-        size_t n = 0;
-        err = hex != NULL ? luna_hex_decode(hex, strlen(hex), h, sizeof(h), &n) : LUNA_ERR_FORMAT;
-        if (err == LUNA_OK)
-            err = luna_merkle_proof_add(p, h, n);
-    }
-    json_decref(o);
-    return err;
-}
-
 luna_err atu_verify_log(atu_env *e, const atu_checkpoint *kept, atu_checkpoint *now)
 {
+    /* The checks are the shared verifier's (luna/audit_verify.h), the
+     * same code `lunal audit verify` runs; only the transport is here. */
     atu_checkpoint cur;
     atu_checkpoint_get(e, &cur);
-    if (kept != NULL && kept->size > 0) {
-        if (cur.size < kept->size)
-            return LUNA_ERR_CONFLICT;
+    luna_audit_cp *k = calloc(1, sizeof(*k)), *n = calloc(1, sizeof(*n));
+    assert_non_null(k);
+    assert_non_null(n);
+    assert_luna_ok(luna_audit_cp_open(cur.note, cur.len, &e->verifier, NULL, n));
+    if (kept != NULL && kept->size > 0)
+        assert_luna_ok(luna_audit_cp_open(kept->note, kept->len, &e->verifier, NULL, k));
+    luna_err err = LUNA_OK;
+    luna_merkle_proof p;
+    luna_merkle_proof_init(&p);
+    if (k->size > 0 && n->size < k->size) {
+        err = LUNA_ERR_CONFLICT;
+    } else if (k->size > 0 && n->size > k->size) {
         char path[128];
         snprintf(path, sizeof(path), "/v1/audit/proof/consistency?from=%llu&to=%llu",
-                 (unsigned long long)kept->size, (unsigned long long)cur.size);
+                 (unsigned long long)k->size, (unsigned long long)n->size);
         luna_http_result r;
         int st = atu_fetch(e, "kms", "GET", path, NULL, &r);
-        luna_merkle_proof p;
-        luna_err err = st == 200 ? proof_from_body((const char *)r.body, &p) : LUNA_ERR_VERIFY;
+        err = st == 200 ? luna_audit_proof_parse(r.body, r.body_len, &p) : LUNA_ERR_VERIFY;
         luna_http_result_free(&r);
-        if (err == LUNA_OK)
-            err = luna_merkle_verify_consistency(kept->size, cur.size, kept->root,
-                                                 LUNA_MERKLE_HASH_LEN, cur.root,
-                                                 LUNA_MERKLE_HASH_LEN, &p);
-        if (err != LUNA_OK)
-            return LUNA_ERR_VERIFY;
     }
+    if (err == LUNA_OK && luna_audit_check_consistency(k, n, &p) != LUNA_OK)
+        err = LUNA_ERR_VERIFY;
     /* Recompute the whole tree from the exported leaves. */
-    uint8_t(*leaves)[LUNA_MERKLE_HASH_LEN] = calloc(cur.size + 1, LUNA_MERKLE_HASH_LEN);
-    assert_non_null(leaves);
+    luna_audit_root_acc acc;
+    luna_audit_root_acc_init(&acc);
     char *tok = atu_token(e, "ops", ATU_PLATFORM_AUDITOR);
-    uint64_t at = 0;
-    luna_err err = LUNA_OK;
-    while (at < cur.size && err == LUNA_OK) {
-        uint64_t to = at + 30 < cur.size ? at + 30 : cur.size;
+    while (err == LUNA_OK && acc.count < n->size) {
+        uint64_t to = acc.count + 30 < n->size ? acc.count + 30 : n->size;
         char path[128];
         snprintf(path, sizeof(path), "/v1/audit/export?from=%llu&to=%llu",
-                 (unsigned long long)at, (unsigned long long)to);
+                 (unsigned long long)acc.count, (unsigned long long)to);
         htu_raw raw;
         int st = atu_get_bearer(e, "gateway", path, tok, &raw);
         const char *body = htu_raw_body(&raw);
-        if (st != 200 || body == NULL) {
-            err = LUNA_ERR_VERIFY;
-            break;
-        }
-        const char *line = body;
-        while (*line != '\0' && at < to) {
-            const char *nl = strchr(line, '\n');
-            if (nl == NULL)
-                break;
-            luna_audit_entry ent;
-            err = luna_audit_entry_decode((const uint8_t *)line, (size_t)(nl - line), &ent);
-            if (err == LUNA_OK)
-                err = luna_merkle_leaf_hash(line, (size_t)(nl - line), leaves[at]);
-            if (err != LUNA_OK) {
-                err = LUNA_ERR_VERIFY;
-                break;
-            }
-            at++;
-            line = nl + 1;
-        }
-        if (err == LUNA_OK && at != to)
+        uint64_t got = 0;
+        if (st != 200 || body == NULL ||
+            luna_audit_root_acc_add_jsonl(&acc, (const uint8_t *)body, strlen(body), &got) !=
+                LUNA_OK ||
+            got == 0 || acc.count > n->size)
             err = LUNA_ERR_VERIFY;
     }
     free(tok);
     if (err == LUNA_OK) {
-        luna_merkle_mem mem;
-        luna_merkle_source src;
-        luna_merkle_mem_source(&mem, (const uint8_t(*)[LUNA_MERKLE_HASH_LEN])leaves, cur.size,
-                               &src);
         uint8_t root[LUNA_MERKLE_HASH_LEN];
-        err = luna_merkle_root(&src, cur.size, root);
-        if (err == LUNA_OK && memcmp(root, cur.root, LUNA_MERKLE_HASH_LEN) != 0)
+        err = luna_audit_root_acc_root(&acc, root);
+        if (err == LUNA_OK && memcmp(root, n->root, LUNA_MERKLE_HASH_LEN) != 0)
             err = LUNA_ERR_VERIFY;
     }
-    free(leaves);
+    free(k);
+    free(n);
     if (err == LUNA_OK && now != NULL)
         *now = cur;
     return err;
+}
+
+/* ---- the witness process ---- */
+
+void atu_witness_setup(atu_env *e, atu_witness *w)
+{
+    memset(w, 0, sizeof(*w));
+    htu_path(&e->h, "witness", ".skey", w->key, sizeof(w->key));
+    htu_path(&e->h, "witness", ".conf.json", w->cfg, sizeof(w->cfg));
+    htu_path(&e->h, "witness", ".log", w->log, sizeof(w->log));
+    htu_path(&e->h, "witness", ".db", w->db, sizeof(w->db));
+    int p[2];
+    assert_int_equal(0, pipe(p));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        close(p[0]);
+        execl(LUNA_AUDIT_WITNESS_BIN, LUNA_AUDIT_WITNESS_BIN, "keygen", "--name",
+              ATU_WITNESS_NAME, "--out", w->key, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(p[0], w->vkey + len, sizeof(w->vkey) - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(p[0]);
+    int st;
+    assert_int_equal(pid, waitpid(pid, &st, 0));
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    while (len > 0 && w->vkey[len - 1] == '\n')
+        len--;
+    w->vkey[len] = '\0';
+    assert_luna_ok(luna_note_verifier_parse(w->vkey, len, &w->v));
+    w->port = atu_free_port();
+    char crt[HTU_PATH_MAX], key[HTU_PATH_MAX], cfg[4096];
+    htu_path(&e->h, "witness", ".crt", crt, sizeof(crt));
+    htu_path(&e->h, "witness", ".key", key, sizeof(key));
+    int n = snprintf(cfg, sizeof(cfg),
+                     "{\"profile\":\"development\",\"listen\":{\"address\":\"127.0.0.1\","
+                     "\"port\":%u},\"tls\":{\"cert\":\"%s\",\"key\":\"%s\",\"ca\":\"%s\"},"
+                     "\"storage\":{\"url\":\"sqlite:%s\"},"
+                     "\"witness\":{\"name\":\"%s\",\"key_file\":\"%s\","
+                     "\"log_origin\":\"%s\",\"log_vkey\":\"%s\"}}",
+                     (unsigned)w->port, crt, key, e->h.ca_crt, w->db, ATU_WITNESS_NAME, w->key,
+                     ATU_ORIGIN, e->vkey);
+    assert_true(n > 0 && (size_t)n < sizeof(cfg));
+    write_file(w->cfg, cfg, 0600);
+}
+
+void atu_witness_start(atu_witness *w)
+{
+    int p[2];
+    assert_int_equal(0, pipe(p));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        dup2(p[1], STDOUT_FILENO);
+        int fd = open(w->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0)
+            dup2(fd, STDERR_FILENO);
+        execl(LUNA_AUDIT_WITNESS_BIN, LUNA_AUDIT_WITNESS_BIN, "--config", w->cfg, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char line[64] = "";
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    if (poll(&pfd, 1, 15000) > 0)
+        (void)!read(p[0], line, sizeof(line) - 1);
+    close(p[0]);
+    unsigned port = 0;
+    if (sscanf(line, "PORT %u", &port) != 1 || port != w->port) {
+        kill(pid, SIGKILL);
+        (void)wait_exit(pid, 5000);
+        fail_msg("witness did not start (see %s)", w->log);
+    }
+    w->pid = pid;
+}
+
+void atu_witness_stop(atu_witness *w)
+{
+    if (w->pid <= 0)
+        return;
+    kill(w->pid, SIGTERM);
+    (void)wait_exit(w->pid, 5000);
+    w->pid = 0;
+}
+
+uint64_t atu_witness_size(atu_env *e, atu_witness *w)
+{
+    luna_http_client_opts co;
+    char paths[3][HTU_PATH_MAX];
+    htu_client_opts(&e->h, "kms", w->port, "lunal://svc/witness", &co, paths);
+    luna_http_result r;
+    assert_luna_ok(luna_http_fetch(&co, "GET", "/v1/witness/state", NULL, NULL, 0, &r));
+    assert_int_equal(200, r.status);
+    json_error_t jerr;
+    json_t *o = json_loadb((const char *)r.body, r.body_len, 0, &jerr);
+    luna_http_result_free(&r);
+    assert_non_null(o);
+    json_int_t n = json_integer_value(json_object_get(o, "size"));
+    json_decref(o);
+    return (uint64_t)n;
+}
+
+bool atu_witness_wait(atu_env *e, atu_witness *w, uint64_t n, int timeout_ms)
+{
+    long end = ms_now() + timeout_ms;
+    while (ms_now() < end) {
+        if (atu_witness_size(e, w) == n)
+            return true;
+        usleep(20000);
+    }
+    return atu_witness_size(e, w) == n;
+}
+
+void atu_witness_peer_json(const atu_witness *w, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, ",\"witness\":{\"host\":\"127.0.0.1\",\"port\":%u}",
+                     (unsigned)w->port);
+    assert_true(n > 0 && (size_t)n < cap);
+}
+
+/* ---- the gateway stand-in ---- */
+
+typedef struct relay_priv {
+    atu_env *e;
+    atu_witness *w;
+    struct event_base *base;
+    luna_http_server *srv;
+    struct event *stop_ev;
+    int stop_pipe[2];
+    pthread_t thread;
+    pthread_mutex_t lock;
+    char *token;
+} relay_priv;
+
+static void relay_forward(luna_http_request *req, relay_priv *p, uint16_t port,
+                          const char *identity, const char *path, const char *auth)
+{
+    luna_http_client_opts co;
+    char paths[3][HTU_PATH_MAX];
+    htu_client_opts(&p->e->h, "gateway", port, identity, &co, paths);
+    luna_http_header h = {"Authorization", auth};
+    luna_http_result r;
+    if (luna_http_fetch_with(&co, "GET", path, NULL, NULL, 0, &h, auth != NULL ? 1 : 0, &r) !=
+        LUNA_OK) {
+        luna_http_reply_error(req, 502, "bad_gateway", "upstream unreachable");
+        return;
+    }
+    luna_http_reply(req, r.status, r.status == 200 && strstr(path, "/checkpoint") != NULL
+                                       ? "text/plain; charset=utf-8"
+                                       : "application/json",
+                    r.body, r.body_len);
+    luna_http_result_free(&r);
+}
+
+static void relay_audit(luna_http_request *req, void *arg)
+{
+    relay_priv *p = arg;
+    const char *q = luna_http_request_query(req);
+    const char *path = luna_http_request_path(req);
+    char full[1024];
+    int n = snprintf(full, sizeof(full), "%s%s%s", path, q != NULL && q[0] != '\0' ? "?" : "",
+                     q != NULL ? q : "");
+    if (n <= 0 || (size_t)n >= sizeof(full)) {
+        luna_http_reply_error(req, 414, "too_long", "path");
+        return;
+    }
+    relay_forward(req, p, p->e->port, "lunal://svc/audit", full,
+                  luna_http_request_header(req, LUNA_DOWNSTREAM_AUTH_HEADER));
+}
+
+static void relay_witness(luna_http_request *req, void *arg)
+{
+    relay_priv *p = arg;
+    if (p->w == NULL) {
+        luna_http_reply_error(req, 404, "not_found", "no witness");
+        return;
+    }
+    relay_forward(req, p, p->w->port, "lunal://svc/witness", "/v1/witness/state", NULL);
+}
+
+static void relay_token(luna_http_request *req, void *arg)
+{
+    relay_priv *p = arg;
+    pthread_mutex_lock(&p->lock);
+    json_t *o = json_pack("{s:s,s:I,s:{s:s}}", "token", "gw-token-unused-by-audit",
+                          "expires_at", (json_int_t)time(NULL) + 300, "downstream", "audit",
+                          p->token != NULL ? p->token : "none");
+    pthread_mutex_unlock(&p->lock);
+    luna_http_reply_json(req, 200, o);
+    json_decref(o);
+}
+
+static void *relay_main(void *arg)
+{
+    relay_priv *p = arg;
+    (void)event_base_dispatch(p->base);
+    return NULL;
+}
+
+void atu_relay_start(atu_env *e, atu_witness *w, atu_relay *r)
+{
+    memset(r, 0, sizeof(*r));
+    relay_priv *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    p->e = e;
+    p->w = w;
+    pthread_mutex_init(&p->lock, NULL);
+    p->base = event_base_new();
+    assert_non_null(p->base);
+    char crt[HTU_PATH_MAX], key[HTU_PATH_MAX];
+    htu_path(&e->h, "gateway", ".crt", crt, sizeof(crt));
+    htu_path(&e->h, "gateway", ".key", key, sizeof(key));
+    luna_http_server_opts o = {.component = "relay-stub",
+                               .bind_addr = "127.0.0.1",
+                               .tls = {.ca_file = e->h.ca_crt, .cert_file = crt, .key_file = key},
+                               .public_listener = true};
+    assert_luna_ok(luna_http_server_new(p->base, &o, &p->srv));
+    static const char *const paths[] = {"/v1/audit/entries", "/v1/audit/export",
+                                        "/v1/audit/checkpoint", "/v1/audit/proof/inclusion",
+                                        "/v1/audit/proof/consistency"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        const luna_http_route rt = {LUNA_HTTP_GET, paths[i], NULL, 0, NULL, relay_audit, p};
+        assert_luna_ok(luna_http_server_add_route(p->srv, &rt));
+    }
+    const luna_http_route rw = {LUNA_HTTP_GET, "/v1/audit/witness", NULL, 0, NULL, relay_witness,
+                                p};
+    const luna_http_route rtok = {LUNA_HTTP_POST, "/v1/auth/token", NULL, 0, "application/json",
+                                  relay_token, p};
+    assert_luna_ok(luna_http_server_add_route(p->srv, &rw));
+    assert_luna_ok(luna_http_server_add_route(p->srv, &rtok));
+    assert_int_equal(0, pipe(p->stop_pipe));
+    p->stop_ev = event_new(p->base, p->stop_pipe[0], EV_READ, stub_stop_cb, p->base);
+    assert_non_null(p->stop_ev);
+    assert_int_equal(0, event_add(p->stop_ev, NULL));
+    r->port = luna_http_server_port(p->srv);
+    snprintf(r->url, sizeof(r->url), "https://127.0.0.1:%u", (unsigned)r->port);
+    r->priv = p;
+    assert_int_equal(0, pthread_create(&p->thread, NULL, relay_main, p));
+}
+
+void atu_relay_set_token(atu_relay *r, const char *token)
+{
+    relay_priv *p = r->priv;
+    pthread_mutex_lock(&p->lock);
+    free(p->token);
+    p->token = token != NULL ? strdup(token) : NULL;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void atu_relay_stop(atu_relay *r)
+{
+    relay_priv *p = r->priv;
+    if (p == NULL)
+        return;
+    assert_int_equal(1, write(p->stop_pipe[1], "x", 1));
+    pthread_join(p->thread, NULL);
+    luna_http_server_free(p->srv);
+    event_free(p->stop_ev);
+    event_base_free(p->base);
+    close(p->stop_pipe[0]);
+    close(p->stop_pipe[1]);
+    pthread_mutex_destroy(&p->lock);
+    free(p->token);
+    free(p);
+    r->priv = NULL;
 }

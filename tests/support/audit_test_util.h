@@ -16,13 +16,15 @@
 #include <jansson.h>
 
 #include "http_test_util.h"
+#include "luna/audience.h"
 #include "luna/jws.h"
 #include "luna/note.h"
 
 #define ATU_ORIGIN "lunal.audit/test"
-/* What luna-iam puts in iss and aud by default (docs/iam.md). */
+/* What luna-iam puts in iss, and aud of a token minted for the audit log
+   (docs/protocol.md, token audiences). */
 #define ATU_ISSUER "lunal://svc/iam"
-#define ATU_AUDIENCE "lunal"
+#define ATU_AUDIENCE LUNA_AUD_AUDIT
 
 typedef struct atu_env {
     htu_env h;
@@ -37,6 +39,9 @@ typedef struct atu_env {
     uint16_t port;
     pid_t pid;
     void *iam_stub; /* atu_iam_stub_start */
+    /* "" = SQLite at db_path; else this storage.url (e.g. PostgreSQL),
+       set after atu_setup and applied by atu_rewrite_config. */
+    char storage_url[1024];
 } atu_env;
 
 /*
@@ -54,6 +59,9 @@ void atu_setup(atu_env *e, const char *extra_audit_json);
  * issuer and audience are always ATU_ISSUER and ATU_AUDIENCE.
  */
 void atu_setup_src(atu_env *e, const char *extra_audit_json, const char *jwks_source);
+/* Rewrites the config (same port, key and paths; the file key set source)
+ * with other members of the "audit" section. */
+void atu_rewrite_config(atu_env *e, const char *extra_audit_json);
 /* Writes e->jwks_path with the public keys of the signers given. */
 void atu_write_jwks(atu_env *e, luna_jws_signer *const *signers, size_t n);
 
@@ -132,4 +140,50 @@ void atu_checkpoint_get(atu_env *e, atu_checkpoint *out);
  * On LUNA_OK *now receives the new checkpoint.
  */
 luna_err atu_verify_log(atu_env *e, const atu_checkpoint *kept, atu_checkpoint *now);
+#endif
+
+#ifndef LUNA_AUDIT_TEST_UTIL_PEERS
+#define LUNA_AUDIT_TEST_UTIL_PEERS
+/* ---- the witness process and a gateway stand-in for the SDK/CLI ---- */
+
+#define ATU_WITNESS_NAME "witness.test/1"
+
+typedef struct atu_witness {
+    char cfg[HTU_PATH_MAX], key[HTU_PATH_MAX], log[HTU_PATH_MAX], db[HTU_PATH_MAX];
+    char vkey[LUNA_NOTE_VKEY_MAX_LEN];
+    luna_note_verifier v;
+    uint16_t port;
+    pid_t pid;
+} atu_witness;
+
+/* Key (real keygen), config for the log of e (call after atu_setup). */
+void atu_witness_setup(atu_env *e, atu_witness *w);
+void atu_witness_start(atu_witness *w);
+void atu_witness_stop(atu_witness *w);
+/* The size the witness holds (GET /v1/witness/state). */
+uint64_t atu_witness_size(atu_env *e, atu_witness *w);
+/* Waits at most timeout_ms for the witness to hold size n. */
+bool atu_witness_wait(atu_env *e, atu_witness *w, uint64_t n, int timeout_ms);
+/* The members of the "audit" section that make the log push to w. */
+void atu_witness_peer_json(const atu_witness *w, char *out, size_t cap);
+
+/*
+ * A stand-in for the gateway's audit relays (docs/audit.md section 4) on
+ * a public TLS listener in a thread: GET /v1/audit/{entries,export,
+ * checkpoint,proof/inclusion,proof/consistency} forwarded to luna-audit
+ * (as "gateway", with the client's downstream token as Authorization),
+ * GET /v1/audit/witness -> the witness's /v1/witness/state, and
+ * POST /v1/auth/token answering {"token","expires_at","downstream":
+ * {"audit": <token>}} with the token set by atu_relay_set_token.
+ */
+typedef struct atu_relay {
+    char url[64];
+    uint16_t port;
+    void *priv;
+} atu_relay;
+
+void atu_relay_start(atu_env *e, atu_witness *w, atu_relay *r);
+/* The token handed out as the audit downstream token (copied). */
+void atu_relay_set_token(atu_relay *r, const char *token);
+void atu_relay_stop(atu_relay *r);
 #endif

@@ -239,6 +239,12 @@ const char *iamh_err_code(const iamh_resp *r)
 
 char *iamh_token(iamh *h, const char *tenant, const char *api_key)
 {
+    char *t = iamh_token_for(h, tenant, api_key, "iam");
+    return t != NULL ? t : iamh_token_for(h, tenant, api_key, NULL);
+}
+
+char *iamh_token_for(iamh *h, const char *tenant, const char *api_key, const char *svc)
+{
     char body[512];
     if (api_key != NULL)
         snprintf(body, sizeof(body), "{\"tenant_id\":\"%s\",\"api_key\":\"%s\"}", tenant,
@@ -249,7 +255,9 @@ char *iamh_token(iamh *h, const char *tenant, const char *api_key)
     iamh_call(h, "gateway", "POST", "/v1/iam/authenticate", NULL, body, &r);
     char *tok = NULL;
     if (r.status == 200) {
-        const char *t = json_string_value(json_object_get(r.body, "token"));
+        const char *t = json_string_value(
+            svc == NULL ? json_object_get(r.body, "token")
+                        : json_object_get(json_object_get(r.body, "downstream"), svc));
         if (t != NULL)
             tok = strdup(t);
     }

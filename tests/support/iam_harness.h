@@ -56,7 +56,15 @@ void iamh_resp_free(iamh_resp *r);
 /* The error code of a JSON error body, or "". */
 const char *iamh_err_code(const iamh_resp *r);
 
-/* Authenticates through the gateway identity; returns a malloc'd token or NULL. */
+/*
+ * Authenticates through the gateway identity; returns a malloc'd token or
+ * NULL.  iamh_token_for: svc NULL is the gateway token ("token"), else
+ * the "downstream" token for that service ("iam", "kms", ...), NULL when
+ * the principal gets none.  iamh_token: the token for IAM's admin API
+ * (downstream "iam") when the principal gets one, else the gateway token
+ * (which IAM's admin API refuses, 401).
+ */
+char *iamh_token_for(iamh *h, const char *tenant, const char *api_key, const char *svc);
 char *iamh_token(iamh *h, const char *tenant, const char *api_key);
 /* GET /v1/iam/jwks as the KMS would: a malloc'd document. */
 char *iamh_jwks(iamh *h);

@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/crypto.h"
 #include "luna/hpke.h"
@@ -324,7 +325,7 @@ char *kmsh_token(const kmsh *h, const char *tenant, const char *roles)
     char sub[160];
     snprintf(sub, sizeof(sub), "%s/p-test", tenant);
     json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:s}", "iss", "lunal://svc/iam",
-                          "aud", "lunal", "sub", sub, "tenant", tenant, "principal", "p-test",
+                          "aud", LUNA_AUD_KMS, "sub", sub, "tenant", tenant, "principal", "p-test",
                           "kind", "user", "roles", arr, "iat", (json_int_t)now, "exp",
                           (json_int_t)(now + 600), "jti", "j1");
     char *tok = NULL;

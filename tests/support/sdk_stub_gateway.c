@@ -315,7 +315,7 @@ static void h_attest(luna_http_request *req, void *arg)
 
 static void h_tees(luna_http_request *req, void *arg)
 {
-    json_t *ans = json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "items", "tee_id", "tee-1",
+    json_t *ans = json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "tees", "tee_id", "tee-1",
                             "deployment_id", "demo", "tee_id", "tee-2", "deployment_id", "demo");
     (void)arg;
     if (!authed(req)) {

@@ -92,6 +92,7 @@ static luna_err verify_at(const luna_jws_keyset *ks, const char *tok, size_t len
     o.now = now;
     o.skew = skew;
     o.audience = audience_for(tok, len);
+    o.audience_any_of = true; /* the vectors use RFC 7519's array form */
     luna_err err = luna_jws_verify(ks, tok, len, &o, &claims, NULL);
     if (err == LUNA_OK) {
         assert_true(json_is_object(claims));
@@ -174,6 +175,7 @@ static void sign_verify_round_trip(void **state)
     o.now = NOW + 10;
     o.issuer = "https://iam.lunal";
     o.audience = "gateway";
+    o.audience_any_of = true; /* the claims name ["kms","gateway"] */
     assert_luna_ok(luna_jws_verify(ks, tok, len, &o, &out, kid));
     assert_string_equal("issuer-2026-11", kid);
     assert_true(json_equal(claims, out));
@@ -488,6 +490,11 @@ static void issuer_and_audience(void **state)
     len = strlen(tok);
     o.issuer = NULL;
     o.audience = "gateway";
+    /* By default a token names one audience: an array is refused even
+       when it contains the verifier (a token valid at two services). */
+    assert_luna_err(LUNA_ERR_VERIFY, luna_jws_verify(g_ks, tok, len, &o, &c, NULL));
+    assert_null(c);
+    o.audience_any_of = true;
     assert_luna_ok(luna_jws_verify(g_ks, tok, len, &o, &c, NULL));
     json_decref(c);
     o.audience = "gate";

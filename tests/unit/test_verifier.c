@@ -261,7 +261,12 @@ static void t_accept_tcb_status(void **state)
     assert_luna_err(LUNA_ERR_INVALID_ARG,
                     luna_policy_accept_tcb_status(p, LUNA_EVIDENCE_SIM, LUNA_TCB_REVOKED));
     assert_luna_ok(luna_policy_accept_tcb_status(p, LUNA_EVIDENCE_SIM, LUNA_TCB_OUT_OF_DATE));
-    assert_luna_err(LUNA_ERR_UNSUPPORTED, luna_policy_allow_type(p, LUNA_EVIDENCE_TPM, 0));
+    /* Every evidence type has a backend now (TPM was the last); a value
+       outside the enum has none and is refused before any lookup. */
+    assert_luna_ok(luna_policy_allow_type(p, LUNA_EVIDENCE_TPM, 0));
+    assert_luna_err(LUNA_ERR_CONFLICT, luna_policy_allow_type(p, LUNA_EVIDENCE_TPM, 0));
+    assert_luna_err(LUNA_ERR_INVALID_ARG,
+                    luna_policy_allow_type(p, (luna_evidence_type)(LUNA_EVIDENCE_TYPE_MAX + 1), 0));
     assert_luna_err(LUNA_ERR_INVALID_ARG, luna_policy_allow_type(p, (luna_evidence_type)0, 0));
     luna_policy_free(p);
 }

@@ -107,6 +107,11 @@ typedef struct hw_policy {
     uint32_t max_age; /* 0: nonce freshness only */
     luna_tcb_status accept[4];
     size_t n_accept;
+    /* Hardware expectations of the type (NULL: left unset, so every
+       verification refuses with policy_incomplete). */
+    const luna_snp_expect *snp;
+    const luna_tdx_expect *tdx;
+    const luna_sgx_expect *sgx;
 } hw_policy;
 
 static inline luna_verifier *hw_verifier(const hw_policy *hp)
@@ -127,6 +132,12 @@ static inline luna_verifier *hw_verifier(const hw_policy *hp)
         assert_luna_ok(luna_policy_set_revocation_optional(p, hp->type));
     for (size_t i = 0; i < hp->n_accept; i++)
         assert_luna_ok(luna_policy_accept_tcb_status(p, hp->type, hp->accept[i]));
+    if (hp->snp != NULL)
+        assert_luna_ok(luna_policy_set_snp(p, hp->snp));
+    if (hp->tdx != NULL)
+        assert_luna_ok(luna_policy_set_tdx(p, hp->tdx));
+    if (hp->sgx != NULL)
+        assert_luna_ok(luna_policy_set_sgx(p, hp->sgx));
     assert_luna_ok(luna_verifier_new(p, &v));
     return v;
 }

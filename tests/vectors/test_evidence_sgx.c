@@ -11,7 +11,9 @@
  *  SGX-STRICT: production profile, type sgx, anchor the Intel SGX Root CA,
  *    the sample's MRENCLAVE as the only reference and MRSIGNER as the only
  *    signer, nonce freshness, minimum TCB 0, only up_to_date accepted,
- *    debug refused, CRLs required.
+ *    debug refused, CRLs required, and the SGX expectations
+ *    (luna_sgx_expect) EXACT to the sample's own values: ISVPRODID, minimum
+ *    ISVSVN equal to its ISVSVN, REPORTDATA.
  *  SGX-DEV: SGX-STRICT on the development profile with debug allowed,
  *    revocation optional and every non-revoked TCB status accepted.
  * Key binding is skipped (luna_verifier_verify_unbound).
@@ -26,6 +28,8 @@
 #define OFF_MRSIGNER (48 + 128)
 #define OFF_FLAGS (48 + 48)
 #define OFF_REPORT_DATA (48 + 320)
+#define OFF_ISVPRODID (48 + 256)
+#define OFF_ISVSVN (48 + 258)
 #define OFF_SIG (48 + 384 + 4)
 
 typedef struct sgx_sample {
@@ -51,6 +55,7 @@ typedef struct ctx {
     uint8_t mrenclave[32], mrsigner[32];
     luna_wbuf bundle;
     X509 *root;
+    luna_sgx_expect exp;
     hw_policy pol;
 } ctx;
 
@@ -78,8 +83,15 @@ static void setup(ctx *c, const sgx_sample *s, bool dev)
     hw_add_file(&c->bundle, LUNA_HWCOL_TCB_INFO, s->tcb_info);
     if (s->qe_identity != NULL)
         hw_add_file(&c->bundle, LUNA_HWCOL_QE_IDENTITY, s->qe_identity);
+    c->exp.isvprodid_mode = LUNA_EXPECT_EXACT;
+    c->exp.isvprodid = (uint16_t)(c->quote[OFF_ISVPRODID] | c->quote[OFF_ISVPRODID + 1] << 8);
+    c->exp.min_isvsvn_mode = LUNA_EXPECT_EXACT;
+    c->exp.min_isvsvn = (uint16_t)(c->quote[OFF_ISVSVN] | c->quote[OFF_ISVSVN + 1] << 8);
+    c->exp.report_data.mode = LUNA_EXPECT_EXACT;
+    memcpy(c->exp.report_data.value, c->quote + OFF_REPORT_DATA, 64);
     c->pol = (hw_policy){.profile = LUNA_PROFILE_PRODUCTION,
                          .type = LUNA_EVIDENCE_SGX,
+                         .sgx = &c->exp,
                          .anchors = {c->root},
                          .n_anchors = 1,
                          .measurement = c->mrenclave,
@@ -155,8 +167,9 @@ static luna_tcb_status tcb_status_only(ctx *c, int64_t now, luna_verify_reason *
     luna_reader_init(&r, c->quote + OFF_SIG, c->len - OFF_SIG);
     assert_int_equal(LUNA_VERIFY_OK, luna_dcap_read_sigdata(&r, false, &sd, &why));
     assert_int_equal(LUNA_VERIFY_OK,
-                     luna_dcap_verify_quote(&sd, c->quote, 48 + 384, &bctx, &pck, &crl, &why));
-    *why_r = luna_dcap_tcb_status(luna_dcap_collateral_of(col), &pck, NULL, now, &st, &why);
+                     luna_dcap_verify_quote(&sd, c->quote, 48 + 384, &bctx, LUNA_EVIDENCE_SGX, &pck,
+                                            &crl, &why));
+    *why_r = luna_dcap_tcb_status(luna_dcap_collateral_of(col), &pck, NULL, now, &st, NULL, &why);
     luna_dcap_sigdata_clear(&sd);
     b->free_state(state);
     b->collateral_free(col);
@@ -188,6 +201,11 @@ static void test_verdict_integritee(void **st)
     assert_int_equal(LUNA_TCB_SW_HARDENING_NEEDED, res.claims.tcb_status);
     assert_int_equal(LUNA_QE_VALID, res.claims.qe_status);
     assert_int_equal(12, res.claims.tcb_level);
+    /* ISVPRODID 0, ISVSVN 0 (sidecar); the SWHardeningNeeded level names
+       INTEL-SA-00334 and the matched QE identity level none. */
+    assert_int_equal(0, res.claims.sgx_isvprodid);
+    assert_int_equal(0, res.claims.sgx_isvsvn);
+    assert_string_equal("INTEL-SA-00334", res.claims.advisory_ids);
     /* SGX-DEV accepting only up_to_date: the TCB status is refused. */
     c.pol.n_accept = 0;
     assert_int_equal(LUNA_VERIFY_TCB_OUT_OF_DATE, run(&c, &res));
@@ -213,6 +231,67 @@ static void test_verdict_occlum(void **st)
     (void)tcb_status_only(&c, hw_time("2023-10-20T00:00:00Z"), &r);
     assert_int_equal(LUNA_VERIFY_COLLATERAL_STALE, r);
     teardown(&c);
+}
+
+/* integritee under SGX-DEV with one expectation changed at a time: each
+   refused with its own reason; UNSET refuses as policy_incomplete. */
+static void test_expectations_integritee(void **st)
+{
+    ctx c;
+    luna_verify_result res;
+    (void)st;
+    setup(&c, &samples[0], true);
+    const luna_sgx_expect good = c.exp;
+    assert_int_equal(LUNA_VERIFY_OK, run(&c, &res));
+    c.exp.isvprodid = (uint16_t)(good.isvprodid + 1);
+    assert_int_equal(LUNA_VERIFY_ISVPRODID_MISMATCH, run(&c, &res));
+    c.exp.isvprodid_mode = LUNA_EXPECT_ANY;
+    assert_int_equal(LUNA_VERIFY_OK, run(&c, &res));
+    c.exp = good;
+    c.exp.min_isvsvn = (uint16_t)(good.min_isvsvn + 1);
+    assert_int_equal(LUNA_VERIFY_ISVSVN_BELOW_MINIMUM, run(&c, &res));
+    c.exp.min_isvsvn_mode = LUNA_EXPECT_ANY;
+    assert_int_equal(LUNA_VERIFY_OK, run(&c, &res));
+    c.exp = good;
+    c.exp.report_data.value[63] ^= 0x01;
+    assert_int_equal(LUNA_VERIFY_REPORT_DATA_MISMATCH, run(&c, &res));
+    c.exp = good;
+    c.exp.isvprodid_mode = LUNA_EXPECT_UNSET;
+    assert_int_equal(LUNA_VERIFY_POLICY_INCOMPLETE, run(&c, &res));
+    c.exp = good;
+    c.exp.min_isvsvn_mode = LUNA_EXPECT_UNSET;
+    assert_int_equal(LUNA_VERIFY_POLICY_INCOMPLETE, run(&c, &res));
+    c.exp = good;
+    c.exp.report_data.mode = LUNA_EXPECT_UNSET;
+    assert_int_equal(LUNA_VERIFY_POLICY_INCOMPLETE, run(&c, &res));
+    c.pol.sgx = NULL;
+    assert_int_equal(LUNA_VERIFY_POLICY_INCOMPLETE, run(&c, &res));
+    teardown(&c);
+}
+
+/* SGX-DEV, one verifier throughout: the cached PCK chain (2022 Processor
+   CA) is not used once the Root CA CRL of its key is replaced by other
+   bytes (the collateral without it), and never past the chain's window. */
+static void test_chain_cache_integritee(void **st)
+{
+    ctx c;
+    luna_verify_result res;
+    (void)st;
+    setup(&c, &samples[0], true);
+    const int64_t at = hw_time(c.s->at);
+    luna_verifier *v = hw_verifier(&c.pol);
+    assert_luna_ok(luna_verifier_set_collateral(v, LUNA_EVIDENCE_SGX, c.bundle.data,
+                                                c.bundle.len, at));
+    assert_int_equal(LUNA_VERIFY_OK, hw_verify(v, LUNA_EVIDENCE_SGX, c.quote, c.len, at, &res));
+    assert_int_equal(LUNA_VERIFY_OK,
+                     hw_verify(v, LUNA_EVIDENCE_SGX, c.quote, c.len, at + 60, &res));
+    /* Ten years on: the Root CA CRL (and the certificates) are outside
+       their windows; the cache entry is not honoured. */
+    assert_int_equal(LUNA_VERIFY_COLLATERAL_STALE,
+                     hw_verify(v, LUNA_EVIDENCE_SGX, c.quote, c.len, at + 3650 * 86400LL, &res));
+    assert_non_null(strstr(res.message, "CRL"));
+    teardown(&c);
+    luna_verifier_free(v);
 }
 
 /* Derived refusals under SGX-DEV. */
@@ -280,6 +359,8 @@ static void test_negatives_occlum(void **st) { (void)st; check_negatives(&sample
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_expectations_integritee),
+        cmocka_unit_test(test_chain_cache_integritee),
         cmocka_unit_test(test_verdict_integritee),
         cmocka_unit_test(test_verdict_occlum),
         cmocka_unit_test(test_negatives_integritee),

@@ -11,13 +11,22 @@
  * Root CA, the sample's MRTD as the only reference, MROWNER (all zero in
  * every sample) as the only signer, nonce freshness, minimum TCB 0, only
  * up_to_date accepted, debug refused, revocation (PCK and Root CA CRLs)
- * required.  Tests that relax one of these say which.  Key binding is
- * skipped (luna_verifier_verify_unbound).
+ * required, and the TDX expectations (luna_tdx_expect) set EXACT to the
+ * sample's own RTMR0-3, MRCONFIGID, MROWNERCONFIG and REPORTDATA.  Tests
+ * that relax one of these say which.  Key binding is skipped
+ * (luna_verifier_verify_unbound).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "evidence_hw_util.h"
+#include "verifier_dcap.h"
+
+/* TD quote body offsets (TDX DCAP Quoting Library API, TD quote body). */
+#define TD_MRCONFIGID 184
+#define TD_MROWNERCONFIG 280
+#define TD_RTMR0 328
+#define TD_REPORTDATA 520
 
 typedef struct tdx_sample {
     const char *name;
@@ -49,6 +58,7 @@ typedef struct ctx {
     uint8_t mrtd[48];
     luna_wbuf bundle;
     X509 *root;
+    luna_tdx_expect exp;
     hw_policy pol;
 } ctx;
 
@@ -124,6 +134,17 @@ static void setup(ctx *c, const tdx_sample *s)
     c->root = hw_cert(p);
     free(p);
     build_bundle(c, true, true, true);
+    const uint8_t *body = c->quote + c->body;
+    for (size_t i = 0; i < 4; i++) {
+        c->exp.rtmr[i].mode = LUNA_EXPECT_EXACT;
+        memcpy(c->exp.rtmr[i].value, body + TD_RTMR0 + 48 * i, 48);
+    }
+    c->exp.mrconfigid.mode = LUNA_EXPECT_EXACT;
+    memcpy(c->exp.mrconfigid.value, body + TD_MRCONFIGID, 48);
+    c->exp.mrownerconfig.mode = LUNA_EXPECT_EXACT;
+    memcpy(c->exp.mrownerconfig.value, body + TD_MROWNERCONFIG, 48);
+    c->exp.report_data.mode = LUNA_EXPECT_EXACT;
+    memcpy(c->exp.report_data.value, body + TD_REPORTDATA, 64);
     /* TDX-STRICT */
     c->pol = (hw_policy){.profile = LUNA_PROFILE_PRODUCTION,
                          .type = LUNA_EVIDENCE_TDX,
@@ -132,7 +153,8 @@ static void setup(ctx *c, const tdx_sample *s)
                          .measurement = c->mrtd,
                          .measurement_len = 48,
                          .signer = zero48,
-                         .signer_len = 48};
+                         .signer_len = 48,
+                         .tdx = &c->exp};
 }
 
 static void teardown(ctx *c)
@@ -236,6 +258,16 @@ static void test_verdict_phala_v4(void **st)
     assert_int_equal(17, res.claims.tcb_level); /* tcbEvaluationDataNumber */
     assert_true(res.claims.revocation_checked);
     assert_true(res.claims.platform_serial_len > 0);
+    /* The TD registers in the claims (docs/evidence-hardware.md). */
+    const uint8_t *body = c.quote + c.body;
+    for (size_t i = 0; i < 4; i++)
+        assert_memory_equal(body + TD_RTMR0 + 48 * i, res.claims.tdx_rtmr[i], 48);
+    assert_memory_equal(body + TD_MRCONFIGID, res.claims.tdx_mrconfigid, 48);
+    assert_memory_equal(body + TD_MROWNERCONFIG, res.claims.tdx_mrownerconfig, 48);
+    assert_memory_equal(body + 120, res.claims.tdx_td_attributes, 8);
+    assert_memory_equal(body, res.claims.tdx_tee_tcb_svn, 16);
+    /* The matched platform, module and QE levels name no advisory. */
+    assert_string_equal("", res.claims.advisory_ids);
     teardown(&c);
 }
 
@@ -358,6 +390,112 @@ static void test_policy_refusals_phala(void **st)
     teardown(&c);
 }
 
+/* phala, TDX-STRICT with one expectation changed at a time: each refused
+   with its own reason; UNSET refuses as policy_incomplete; ANY passes. */
+static void test_expectations_phala(void **st)
+{
+    ctx c;
+    luna_verify_result res;
+    (void)st;
+    setup(&c, &samples[2]);
+    const luna_tdx_expect good = c.exp;
+    for (size_t i = 0; i < 4; i++) {
+        c.exp.rtmr[i].value[i * 7] ^= 0x01;
+        assert_int_equal(LUNA_VERIFY_RTMR_MISMATCH, run(&c, &res));
+        assert_non_null(strstr(res.message, "RTMR"));
+        c.exp.rtmr[i].mode = LUNA_EXPECT_ANY;
+        assert_int_equal(LUNA_VERIFY_OK, run(&c, &res));
+        c.exp.rtmr[i].mode = LUNA_EXPECT_UNSET;
+        assert_int_equal(LUNA_VERIFY_POLICY_INCOMPLETE, run(&c, &res));
+        c.exp = good;
+    }
+    c.exp.mrconfigid.value[0] ^= 0x80;
+    assert_int_equal(LUNA_VERIFY_MRCONFIGID_MISMATCH, run(&c, &res));
+    c.exp = good;
+    c.exp.mrownerconfig.value[47] ^= 0x01;
+    assert_int_equal(LUNA_VERIFY_MROWNERCONFIG_MISMATCH, run(&c, &res));
+    c.exp = good;
+    c.exp.report_data.value[3] ^= 0x10;
+    assert_int_equal(LUNA_VERIFY_REPORT_DATA_MISMATCH, run(&c, &res));
+    c.exp = good;
+    c.exp.mrconfigid.mode = LUNA_EXPECT_UNSET;
+    assert_int_equal(LUNA_VERIFY_POLICY_INCOMPLETE, run(&c, &res));
+    c.exp = good;
+    c.exp.mrownerconfig.mode = LUNA_EXPECT_UNSET;
+    assert_int_equal(LUNA_VERIFY_POLICY_INCOMPLETE, run(&c, &res));
+    c.exp = good;
+    c.exp.report_data.mode = LUNA_EXPECT_UNSET;
+    assert_int_equal(LUNA_VERIFY_POLICY_INCOMPLETE, run(&c, &res));
+    c.pol.tdx = NULL;
+    assert_int_equal(LUNA_VERIFY_POLICY_INCOMPLETE, run(&c, &res));
+    teardown(&c);
+}
+
+/* TDX-STRICT, one verifier throughout (its chain cache filled by the
+   first verification): the cached PCK chain is not used once its PCK CRL
+   is past nextUpdate (2025-07-19T10:00:35Z, while TCB Info and QE
+   Identity are still current), nor with other CRL bytes (new collateral
+   without the PCK CRL), and the quote signature is still checked. */
+static void test_chain_cache_phala(void **st)
+{
+    ctx c;
+    luna_verify_result res;
+    (void)st;
+    setup(&c, &samples[2]);
+    const int64_t at = hw_time(c.s->at);
+    luna_verifier *v = hw_verifier(&c.pol);
+    assert_luna_ok(luna_verifier_set_collateral(v, LUNA_EVIDENCE_TDX, c.bundle.data,
+                                                c.bundle.len, at));
+    assert_int_equal(LUNA_VERIFY_OK, hw_verify(v, LUNA_EVIDENCE_TDX, c.quote, c.len, at, &res));
+    assert_int_equal(LUNA_VERIFY_OK,
+                     hw_verify(v, LUNA_EVIDENCE_TDX, c.quote, c.len, at + 3600, &res));
+    assert_true(res.claims.revocation_checked);
+    c.quote[c.sig + 20] ^= 0x02;
+    assert_int_equal(LUNA_VERIFY_BAD_SIGNATURE,
+                     hw_verify(v, LUNA_EVIDENCE_TDX, c.quote, c.len, at + 3600, &res));
+    c.quote[c.sig + 20] ^= 0x02;
+    assert_int_equal(LUNA_VERIFY_COLLATERAL_STALE,
+                     hw_verify(v, LUNA_EVIDENCE_TDX, c.quote, c.len,
+                               hw_time("2025-07-19T10:05:00Z"), &res));
+    assert_non_null(strstr(res.message, "CRL"));
+    build_bundle(&c, true, true, false);
+    assert_luna_ok(luna_verifier_set_collateral(v, LUNA_EVIDENCE_TDX, c.bundle.data,
+                                                c.bundle.len, at));
+    assert_int_equal(LUNA_VERIFY_COLLATERAL_MISSING,
+                     hw_verify(v, LUNA_EVIDENCE_TDX, c.quote, c.len, at, &res));
+    assert_non_null(strstr(res.message, "CRL"));
+    luna_verifier_free(v);
+    teardown(&c);
+}
+
+/* Advisory ids of TCB Info levels: parsed per level into the document's
+   pool (trustee-v5 TCB Info, whose OutOfDate levels name several). */
+static void test_advisory_parse(void **st)
+{
+    size_t len = 0;
+    (void)st;
+    uint8_t *doc = hw_read("evidence/tdx/trustee-v5-tdx15-90c06f.tcb_info.json", &len);
+    const char *start = strstr((const char *)doc, "{\"tcbInfo\":");
+    const char *end = strstr((const char *)doc, ",\"signature\":");
+    assert_non_null(start);
+    assert_non_null(end);
+    start += strlen("{\"tcbInfo\":");
+    static dcap_tcbinfo ti;
+    assert_luna_ok(luna_dcap_parse_tcbinfo((const uint8_t *)start, (size_t)(end - start), true,
+                                           &ti));
+    bool found = false;
+    for (size_t i = 0; i < ti.n_levels; i++) {
+        const dcap_level *l = &ti.levels[i];
+        if (l->adv_len == 0)
+            continue;
+        assert_true(l->adv_off + l->adv_len <= ti.adv_used);
+        assert_memory_equal("INTEL-SA-", ti.adv + l->adv_off, 9);
+        found = true;
+    }
+    assert_true(found);
+    free(doc);
+}
+
 /* Collateral that is not Intel-signed or not for TDX is refused when it
    is installed. */
 static void test_collateral_refusals(void **st)
@@ -425,6 +563,9 @@ int main(void)
         cmocka_unit_test(test_negatives_trustee_v5),
         cmocka_unit_test(test_policy_refusals_phala),
         cmocka_unit_test(test_collateral_refusals),
+        cmocka_unit_test(test_expectations_phala),
+        cmocka_unit_test(test_chain_cache_phala),
+        cmocka_unit_test(test_advisory_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,4 +80,19 @@ luna_err luna_tpm_evidence_build(luna_wbuf *w, const uint8_t *attest, size_t att
                                  const uint8_t *sig, size_t sig_len, const luna_tpm_pcr *pcrs,
                                  size_t n_pcrs) LUNA_MUST_CHECK;
 
+/*
+ * The optional key section after the PCR entries (what a TEE host
+ * appends, docs/tpm-live.md):
+ *
+ *   u8 0x4B ('K') || x25519(32) || u8 has_ed25519 (0 or 1) || [ed25519(32)]
+ *
+ * The TEE keys are not signed by the TPM: the verifier accepts them only
+ * through the key binding (extraData = luna_verifier_binding(nonce,
+ * keys)), exactly as for sim evidence.  Appends it to a container
+ * written by luna_tpm_evidence_build; ed25519 may be NULL.
+ */
+#define LUNA_TPM_EVIDENCE_KEYS_TAG 0x4Bu
+luna_err luna_tpm_evidence_add_keys(luna_wbuf *w, const uint8_t x25519[32],
+                                    const uint8_t *ed25519) LUNA_MUST_CHECK;
+
 #endif

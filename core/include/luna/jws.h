@@ -140,10 +140,16 @@ typedef struct luna_jws_verify_opts {
     uint32_t skew;
     /* When not NULL, "iss" must be present and equal to it. */
     const char *issuer;
-    /* When not NULL, "aud" must be present and equal it (a string) or
-       contain it (an array of strings).  When NULL, a token that carries
-       "aud" is refused (RFC 7519 4.1.3: it was minted for someone else). */
+    /* When not NULL, "aud" must be present and be exactly this string.
+       An array of strings is refused unless audience_any_of is set, then
+       it must contain audience.  When NULL, a token that carries "aud" is
+       refused (RFC 7519 4.1.3: it was minted for someone else). */
     const char *audience;
+    /* Accept an "aud" array that contains audience (RFC 7519's general
+       form).  False (the default, and what every Lunal service uses): a
+       token is bound to one audience, so a token valid at two services at
+       once is refused (docs/tokens.md). */
+    bool audience_any_of;
 } luna_jws_verify_opts;
 
 /* now = 0 (system clock), skew = LUNA_JWS_DEFAULT_SKEW, no iss check, no aud allowed. */

@@ -111,6 +111,20 @@ typedef enum luna_verify_reason {
     LUNA_VERIFY_NONCE_MISMATCH = 22,
     LUNA_VERIFY_KEY_NOT_BOUND = 23,
     LUNA_VERIFY_INTERNAL = 24,            /* allocation or crypto library failure */
+    /* Hardware expectations (luna_policy_set_snp / _tdx / _sgx). */
+    LUNA_VERIFY_GUEST_POLICY_REFUSED = 25, /* SEV-SNP POLICY bit required/forbidden */
+    LUNA_VERIFY_VMPL_MISMATCH = 26,
+    LUNA_VERIFY_REPORT_DATA_MISMATCH = 27, /* not the exact REPORT_DATA expected */
+    LUNA_VERIFY_HOST_DATA_MISMATCH = 28,
+    LUNA_VERIFY_TCB_CERT_MISMATCH = 29,   /* reported TCB is not the certificate's */
+    LUNA_VERIFY_TCB_BELOW_MINIMUM = 30,   /* a TCB component below the policy minimum */
+    LUNA_VERIFY_CHIP_ID_MISMATCH = 31,    /* CHIP_ID is not the VCEK's hwID */
+    LUNA_VERIFY_SIGNING_KEY_MISMATCH = 32, /* SIGNING_KEY says VCEK, the key is a VLEK, ... */
+    LUNA_VERIFY_RTMR_MISMATCH = 33,
+    LUNA_VERIFY_MRCONFIGID_MISMATCH = 34,
+    LUNA_VERIFY_MROWNERCONFIG_MISMATCH = 35,
+    LUNA_VERIFY_ISVPRODID_MISMATCH = 36,
+    LUNA_VERIFY_ISVSVN_BELOW_MINIMUM = 37,
     LUNA_VERIFY_REASON__COUNT
 } luna_verify_reason;
 /* Stable name, e.g. "bad_signature"; never NULL. */
@@ -124,6 +138,18 @@ const char *luna_verify_reason_name(luna_verify_reason reason);
 #define LUNA_CLAIM_DIGEST_LEN 32
 #define LUNA_CLAIM_SERIAL_MAX 20 /* X.509 serial, RFC 5280 4.1.2.2 */
 #define LUNA_CLAIM_KEY_LEN 32
+#define LUNA_CLAIM_HOST_DATA_LEN 32
+#define LUNA_CLAIM_CHIP_ID_LEN 64
+#define LUNA_CLAIM_TDX_REG_LEN 48 /* RTMRs, MRCONFIGID, MROWNERCONFIG */
+#define LUNA_CLAIM_ADVISORY_MAX 1024 /* bytes of advisory_ids with its NUL */
+
+/* SEV-SNP TCB_VERSION components (Milan/Genoa layout: bytes 0, 1, 6, 7). */
+typedef struct luna_snp_tcb {
+    uint8_t bootloader;
+    uint8_t tee;
+    uint8_t snp;
+    uint8_t microcode;
+} luna_snp_tcb;
 
 typedef struct luna_claims {
     luna_evidence_type type;
@@ -159,6 +185,30 @@ typedef struct luna_claims {
        checked for the platform chain; false only under a policy that made
        revocation optional (luna_policy_set_revocation_optional). */
     bool revocation_checked;
+
+    /* ---- hardware detail (added for the SEV-SNP, TDX and SGX backends;
+       zero for the other types; docs/evidence-hardware.md) ---- */
+    /* SEV-SNP */
+    uint64_t snp_policy;        /* guest POLICY */
+    uint64_t snp_platform_info; /* PLATFORM_INFO */
+    uint32_t snp_vmpl;
+    uint8_t snp_host_data[LUNA_CLAIM_HOST_DATA_LEN];
+    luna_snp_tcb snp_reported_tcb; /* REPORTED_TCB, the one the VCEK/VLEK certifies */
+    bool snp_vlek;                 /* signed by a VLEK (else a VCEK) */
+    uint8_t snp_chip_id[LUNA_CLAIM_CHIP_ID_LEN]; /* zero for VLEK reports that mask it */
+    /* TDX */
+    uint8_t tdx_rtmr[4][LUNA_CLAIM_TDX_REG_LEN];
+    uint8_t tdx_mrconfigid[LUNA_CLAIM_TDX_REG_LEN];
+    uint8_t tdx_mrownerconfig[LUNA_CLAIM_TDX_REG_LEN];
+    uint8_t tdx_td_attributes[8];
+    uint8_t tdx_tee_tcb_svn[16];
+    /* SGX */
+    uint16_t sgx_isvprodid;
+    uint16_t sgx_isvsvn;
+    /* TDX and SGX: Intel advisories of the matched TCB levels (platform,
+       TDX module, QE), comma-separated ("INTEL-SA-00334,INTEL-SA-00615"),
+       NUL-terminated; empty when none. */
+    char advisory_ids[LUNA_CLAIM_ADVISORY_MAX];
 } luna_claims;
 
 /* ---- key binding ---- */
@@ -239,6 +289,94 @@ luna_err luna_policy_allow_debug(luna_policy *p) LUNA_MUST_CHECK;
  */
 luna_err luna_policy_set_revocation_optional(luna_policy *p,
                                              luna_evidence_type type) LUNA_MUST_CHECK;
+
+/*
+ * For a hardware type whose evidence carries no clock (TPM 2.0 quotes):
+ * when the caller gives a nonce, the nonce (proven through the key
+ * binding) stands in for the max-age rule of luna_policy_set_freshness,
+ * which otherwise refuses such evidence as LUNA_VERIFY_STALE.  Without a
+ * nonce in the call the age rule still applies (and refuses).  Not for
+ * sim (LUNA_ERR_INVALID_ARG); LUNA_ERR_NOT_FOUND when type is not allowed.
+ */
+luna_err luna_policy_set_nonce_freshness(luna_policy *p,
+                                         luna_evidence_type type) LUNA_MUST_CHECK;
+
+/*
+ * ---- hardware expectations (SEV-SNP, TDX, SGX) ----
+ * Each field is a rule whose zero value is UNSET: an allowed type whose
+ * expectations were never set, or with any field left UNSET, refuses
+ * every evidence with LUNA_VERIFY_POLICY_INCOMPLETE.  ANY says in the
+ * policy that the field is deliberately not compared (for report data:
+ * the key binding of luna_verifier_verify still applies).  A zeroed
+ * struct is therefore the strictest policy, not a permissive one.
+ */
+typedef enum luna_expect {
+    LUNA_EXPECT_UNSET = 0,
+    LUNA_EXPECT_ANY = 1,   /* not compared, on purpose */
+    LUNA_EXPECT_EXACT = 2, /* must equal value (or, for a minimum, be >= it) */
+} luna_expect;
+
+typedef enum luna_bit_rule {
+    LUNA_BIT_UNSET = 0,
+    LUNA_BIT_ANY = 1,
+    LUNA_BIT_REQUIRED = 2,  /* the bit must be one */
+    LUNA_BIT_FORBIDDEN = 3, /* the bit must be zero */
+} luna_bit_rule;
+
+typedef struct luna_expect_bytes64 {
+    luna_expect mode;
+    uint8_t value[64];
+} luna_expect_bytes64;
+
+typedef struct luna_expect_bytes48 {
+    luna_expect mode;
+    uint8_t value[48];
+} luna_expect_bytes48;
+
+typedef struct luna_expect_bytes32 {
+    luna_expect mode;
+    uint8_t value[32];
+} luna_expect_bytes32;
+
+/* SEV-SNP.  POLICY.DEBUG stays with luna_policy_allow_debug(). */
+typedef struct luna_snp_expect {
+    luna_bit_rule smt;           /* POLICY bit 16: SMT allowed */
+    luna_bit_rule migrate_ma;    /* POLICY bit 18: migration agent allowed */
+    luna_bit_rule single_socket; /* POLICY bit 20: single socket only */
+    luna_expect vmpl_mode;       /* EXACT: VMPL == vmpl (0..3) */
+    uint32_t vmpl;
+    luna_expect_bytes64 report_data;
+    luna_expect_bytes32 host_data;
+    luna_expect min_tcb_mode;    /* EXACT: every REPORTED_TCB component >= min_tcb's */
+    luna_snp_tcb min_tcb;
+} luna_snp_expect;
+
+/* TDX.  MRTD is the reference measurement, MROWNER the signer. */
+typedef struct luna_tdx_expect {
+    luna_expect_bytes48 rtmr[4];
+    luna_expect_bytes48 mrconfigid;
+    luna_expect_bytes48 mrownerconfig;
+    luna_expect_bytes64 report_data;
+} luna_tdx_expect;
+
+/* SGX.  MRENCLAVE is the reference measurement, MRSIGNER the signer. */
+typedef struct luna_sgx_expect {
+    luna_expect isvprodid_mode; /* EXACT: ISVPRODID == isvprodid */
+    uint16_t isvprodid;
+    luna_expect min_isvsvn_mode; /* EXACT: ISVSVN >= min_isvsvn */
+    uint16_t min_isvsvn;
+    luna_expect_bytes64 report_data;
+} luna_sgx_expect;
+
+/*
+ * Set the expectations of an allowed type (copied; calling again
+ * replaces them).  LUNA_ERR_NOT_FOUND when the type is not allowed yet,
+ * LUNA_ERR_INVALID_ARG for a rule value out of its enum or a VMPL > 3.
+ * UNSET fields are accepted here and refuse at verification.
+ */
+luna_err luna_policy_set_snp(luna_policy *p, const luna_snp_expect *e) LUNA_MUST_CHECK;
+luna_err luna_policy_set_tdx(luna_policy *p, const luna_tdx_expect *e) LUNA_MUST_CHECK;
+luna_err luna_policy_set_sgx(luna_policy *p, const luna_sgx_expect *e) LUNA_MUST_CHECK;
 
 /* ---- verifier ---- */
 typedef struct luna_verifier luna_verifier;

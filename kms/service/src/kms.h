@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -195,11 +196,13 @@ luna_err kms_tee_register(kms_svc *s, const kms_caller *c, const kms_tee *in,
 luna_err kms_tee_set_status(kms_svc *s, const kms_caller *c, const char *tee_id,
                             kms_tee_status to, const char *reason,
                             kms_why *w) LUNA_MUST_CHECK;
-/* Activation: evidence re-verified here, keys taken from it. */
+/* Activation: evidence re-verified here, keys taken from it.  nonce (32
+   bytes or NULL): the one the evidence answered, which formats without a
+   clock (TPM) need to bind the keys. */
 luna_err kms_tee_activate(kms_svc *s, const kms_caller *c, const char *tee_id,
                           const char *ev_type, const uint8_t *ev, size_t ev_len,
                           const uint8_t kx_pk[32], const uint8_t sign_pk[32],
-                          kms_why *w) LUNA_MUST_CHECK;
+                          const uint8_t *nonce, kms_why *w) LUNA_MUST_CHECK;
 json_t *kms_tee_to_json(const kms_tee *t);
 /* The row as c may see it: an operator sees only its own tenant in the
  * tenant list (a shared TEE never reveals who else uses it). */
@@ -301,5 +304,21 @@ luna_err kms_otk_release(kms_svc *s, const kms_caller *c, const kms_otk_release_
 luna_err kms_hpke_seal(const uint8_t pk[32], const uint8_t *info, size_t info_len,
                        const uint8_t key[KMS_KEY_LEN],
                        uint8_t out[KMS_SEALED_OTK_LEN]) LUNA_MUST_CHECK;
+
+/* ---- privilege drop (kms_privdrop.c) ---- */
+
+/*
+ * kms.user as a passwd name or a decimal uid (its passwd gid when it has
+ * an entry, else gid = uid).  LUNA_ERR_CONFIG when unknown or when the
+ * uid or gid is 0.
+ */
+luna_err kms_user_resolve(const char *name, uid_t *uid, gid_t *gid) LUNA_MUST_CHECK;
+/*
+ * Switches real, effective and saved uid and gid to (uid, gid), drops
+ * every supplementary group, checks nothing of root is left (setuid(0)
+ * must fail), and re-hardens the process.  Needs root; irreversible.
+ * Every thread of the process is switched (glibc).
+ */
+luna_err kms_drop_privileges(uid_t uid, gid_t gid) LUNA_MUST_CHECK;
 
 #endif

@@ -79,8 +79,11 @@ static const luna_json_field activate_fields[] = {
      .min_len = 1, .max_len = 16, .one_of = ev_types},
     KEY32_FIELD("tee_kx_pk", LUNA_JSON_REQUIRED),
     KEY32_FIELD("tee_sign_pk", LUNA_JSON_REQUIRED),
+    /* The nonce the evidence answered (the attestation service's round):
+       TPM quotes bind the keys through it alone. */
+    KEY32_FIELD("nonce", 0),
 };
-static const luna_json_schema activate_schema = {activate_fields, 4, NULL};
+static const luna_json_schema activate_schema = {activate_fields, 5, NULL};
 
 static const luna_json_field reason_fields[] = {
     {.name = "reason", .type = LUNA_JSON_T_STRING, .min_len = 0, .max_len = 200,
@@ -481,15 +484,18 @@ static void h_tee_item(luna_http_request *req, void *arg)
     if (err == LUNA_OK && !get) {
         if (strcmp(op, "activate") == 0) {
             static uint8_t ev[KMS_EVIDENCE_MAX];
-            uint8_t kx[32], sg[32];
-            size_t n = 0, ev_len = 0;
+            uint8_t kx[32], sg[32], nonce[32];
+            size_t n = 0, ev_len = 0, nl = 0;
+            bool has_nonce = json_object_get(body, "nonce") != NULL;
             if (luna_json_get_b64url(body, "evidence", ev, sizeof(ev), &ev_len) != LUNA_OK ||
                 luna_json_get_b64url(body, "tee_kx_pk", kx, 32, &n) != LUNA_OK ||
-                luna_json_get_b64url(body, "tee_sign_pk", sg, 32, &n) != LUNA_OK)
+                luna_json_get_b64url(body, "tee_sign_pk", sg, 32, &n) != LUNA_OK ||
+                (has_nonce && (luna_json_get_b64url(body, "nonce", nonce, 32, &nl) != LUNA_OK ||
+                               nl != 32)))
                 err = kms_fail(&w, LUNA_ERR_FORMAT, 400, "invalid_body", "evidence or keys");
             else
                 err = kms_tee_activate(h->svc, &c, id, jstr(body, "evidence_type"), ev, ev_len,
-                                       kx, sg, &w);
+                                       kx, sg, has_nonce ? nonce : NULL, &w);
         } else {
             const char *reason = jstr(body, "reason");
             err = kms_tee_set_status(h->svc, &c, id,

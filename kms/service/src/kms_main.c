@@ -12,12 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "kms.h"
 #include "kms_http.h"
 #include "kms_verify.h"
+#include "luna/audience.h"
 #include "luna/config.h"
 #include "luna/http.h"
 #include "luna/log.h"
@@ -112,8 +115,9 @@ static const luna_json_field kms_fields[] = {
     {.name = "references", .type = LUNA_JSON_T_ARRAY, .max_len = 64, .items = &ref_item},
     {.name = "collateral", .type = LUNA_JSON_T_ARRAY, .max_len = 8, .items = &col_item},
     {.name = "callers", .type = LUNA_JSON_T_OBJECT, .object = &callers_schema},
+    PRINT_FIELD("user"),
 };
-static const luna_json_schema kms_section = {kms_fields, 21, NULL};
+static const luna_json_schema kms_section = {kms_fields, 22, NULL};
 static const luna_json_field top_fields[] = {
     {.name = "kms", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
      .object = &kms_section},
@@ -132,6 +136,13 @@ typedef struct kms_daemon {
     struct event *tick;
     const char *iam_jwks;
     const char *att_jwks;
+    struct event *hsm_watch; /* only after the privilege drop */
+    pid_t hsm_pid;           /* the HSM process spawned while root */
+    bool dropped;            /* running as kms.user */
+    struct event *db_watch;  /* PostgreSQL only: reconnects after a server loss */
+    const char *store_url;
+    luna_store_options store_opts;
+    int exit_code;
 } kms_daemon;
 
 static int64_t cfg_int(const luna_config *cfg, const char *key, int64_t dflt)
@@ -156,6 +167,10 @@ static luna_err check_cfg(const luna_config *cfg, void *arg, luna_config_error *
         return luna_config_fail(err, "kms.audit", "give exactly one of file or host");
     if (host != NULL && (cfg_int(cfg, "kms.audit.port", 0) == 0))
         return luna_config_fail(err, "kms.audit.port", "required with host");
+    /* Tokens minted for the KMS alone, in every profile (docs/protocol.md). */
+    if (luna_aud_check_config(cfg_str(cfg, "kms.iam_audience", LUNA_AUD_KMS), LUNA_AUD_KMS) !=
+        LUNA_OK)
+        return luna_config_fail(err, "kms.iam_audience", "must be " LUNA_AUD_KMS);
     return LUNA_OK;
 }
 
@@ -217,6 +232,106 @@ static void read_list(const luna_config *cfg, const char *key, const char *dflt,
     }
 }
 
+/*
+ * After the drop the KMS can no longer start the HSM process under its own
+ * uid, so the HSM process dying is the end of this KMS: key operations
+ * already fail closed (hsm_unavailable); exit so the service manager
+ * starts a fresh KMS as root, which spawns the HSM process and drops again.
+ */
+static void on_hsm_watch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kms_daemon *d = arg;
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    bool gone = luna_hsm_client_pid(d->svc.hsm) != d->hsm_pid;
+    /* WNOWAIT: the HSM client still reaps its child itself. */
+    if (!gone && waitid(P_PID, (id_t)d->hsm_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid == d->hsm_pid)
+        gone = true;
+    if (!gone)
+        return;
+    LUNA_LOGF(LUNA_LOG_ERROR, KMS_COMPONENT,
+              "hsm process lost and cannot be restarted without root: exiting so the "
+              "service manager restarts the kms",
+              LUNA_LOG_INT("hsm_pid", (int64_t)d->hsm_pid));
+    d->exit_code = 3;
+    (void)event_base_loopbreak(d->base);
+}
+
+/*
+ * PostgreSQL: a server restart leaves the connection dead and the store
+ * does not reconnect by itself.  Every second, when the server does not
+ * answer a trivial query, a new connection is tried; until one works
+ * every request answers 503 storage_unavailable (nothing is released:
+ * a release commits or nothing happens).  The loop is the only thread
+ * that touches the handle, so the swap is safe here.
+ */
+static void on_db_watch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kms_daemon *d = arg;
+    if (luna_store_exec(d->svc.db, "SELECT 1", NULL, 0, NULL) == LUNA_OK)
+        return;
+    luna_store *fresh = NULL;
+    luna_err err = luna_store_open(d->store_url, &d->store_opts, &fresh);
+    if (err != LUNA_OK) {
+        LUNA_LOGF(LUNA_LOG_WARN, KMS_COMPONENT, "database unavailable", LUNA_LOG_ERR("error", err));
+        return;
+    }
+    luna_store_close(d->svc.db);
+    d->svc.db = fresh;
+    LUNA_LOGF(LUNA_LOG_INFO, KMS_COMPONENT, "database reconnected", LUNA_LOG_STR("store", "postgres"));
+}
+
+/* The uid the HSM process runs as when the KMS starts as root. */
+static bool is_hsm_uid(const luna_config *cfg, uid_t uid)
+{
+    uid_t hu = 0;
+    gid_t hg = 0;
+    const char *hsm_user = cfg_str(cfg, "kms.hsm.user", "lunal-hsm");
+    return kms_user_resolve(hsm_user, &hu, &hg) == LUNA_OK && hu == uid;
+}
+
+/*
+ * Root only until the HSM process runs; then kms.user for good, before
+ * anything else is opened.  Production refuses to serve as root (checked
+ * before anything starts: see run()).
+ */
+static luna_err shed_root(kms_daemon *d, const char *user)
+{
+    uid_t uid = 0;
+    gid_t gid = 0;
+    luna_err err;
+    if (geteuid() != 0)
+        return LUNA_OK;
+    if (user == NULL) {
+        LUNA_LOGF(LUNA_LOG_WARN, KMS_COMPONENT,
+                  "kms keeps root (no kms.user): development only, refused in production",
+                  LUNA_LOG_UINT("uid", geteuid()));
+        return LUNA_OK;
+    }
+    if ((err = kms_user_resolve(user, &uid, &gid)) != LUNA_OK) {
+        LUNA_LOGF(LUNA_LOG_ERROR, KMS_COMPONENT, "kms.user unknown or root",
+                  LUNA_LOG_STR("user", user));
+        return LUNA_ERR_CONFIG;
+    }
+    if (is_hsm_uid(d->cfg, uid)) {
+        LUNA_LOGF(LUNA_LOG_ERROR, KMS_COMPONENT, "kms.user must not be the hsm process's user",
+                  LUNA_LOG_STR("user", user));
+        return LUNA_ERR_CONFIG;
+    }
+    d->hsm_pid = luna_hsm_client_pid(d->svc.hsm);
+    if ((err = kms_drop_privileges(uid, gid)) != LUNA_OK)
+        return err;
+    d->dropped = true;
+    LUNA_LOGF(LUNA_LOG_INFO, KMS_COMPONENT, "privileges dropped", LUNA_LOG_UINT("uid", uid),
+              LUNA_LOG_UINT("gid", gid));
+    return LUNA_OK;
+}
+
 static int fail(const char *what, luna_err err)
 {
     LUNA_LOGF(LUNA_LOG_ERROR, KMS_COMPONENT, "refusing to start", LUNA_LOG_STR("step", what),
@@ -242,6 +357,13 @@ static int run(kms_daemon *d, const char *config_path)
     const luna_config *cfg = d->cfg;
     const luna_config_common *cc = luna_config_common_get(cfg);
     luna_log_set_level(cc->log_level);
+    const char *run_as = cfg_str(cfg, "kms.user", NULL);
+    if (geteuid() == 0 && run_as == NULL && cc->profile == LUNA_PROFILE_PRODUCTION) {
+        LUNA_LOGF(LUNA_LOG_ERROR, KMS_COMPONENT,
+                  "refusing to run as root in production: set kms.user",
+                  LUNA_LOG_STR("key", "kms.user"));
+        return 4;
+    }
     kms_svc *s = &d->svc;
     s->set.otk_ttl_sec = cfg_int(cfg, "kms.otk_ttl_sec", 300);
     s->set.nonce_ttl_sec = cfg_int(cfg, "kms.nonce_ttl_sec", 60);
@@ -251,16 +373,8 @@ static int run(kms_daemon *d, const char *config_path)
     s->set.destroy_retention_sec = cfg_int(cfg, "kms.destroy_retention_sec", 7 * 86400);
     s->set.token_skew_sec = cfg_int(cfg, "kms.token_skew_sec", LUNA_JWS_DEFAULT_SKEW);
     s->set.iam_issuer = cfg_str(cfg, "kms.iam_issuer", "lunal://svc/iam");
-    s->set.iam_audience = cfg_str(cfg, "kms.iam_audience", "lunal");
+    s->set.iam_audience = cfg_str(cfg, "kms.iam_audience", LUNA_AUD_KMS);
     s->set.attestation_issuer = cfg_str(cfg, "kms.attestation_issuer", "lunal://svc/attestation");
-
-    luna_store_options so_db = {
-        .busy_timeout_ms = (uint32_t)cfg_int(cfg, "kms.db_busy_timeout_ms", 5000),
-    };
-    if ((err = luna_store_open(cc->storage_url, &so_db, &s->db)) != LUNA_OK)
-        return fail("storage", err);
-    if ((err = kms_db_migrate(s->db)) != LUNA_OK)
-        return fail("migrations", err);
 
     luna_hsm_config hc = {
         .hsm_path = cfg_str(cfg, "kms.hsm.hsm_path", NULL),
@@ -276,6 +390,23 @@ static int run(kms_daemon *d, const char *config_path)
     };
     if ((err = luna_hsm_client_new(&hc, &s->hsm)) != LUNA_OK)
         return fail("hsm", err == LUNA_ERR_CONFIG ? LUNA_ERR_CONFIG : err);
+    /* Root was needed for one thing: starting the HSM process under its
+       own uid.  Everything from here on (database, audit sink, key sets,
+       TLS files, the listener) is opened as kms.user, so every file it
+       creates is kms.user's and nothing root-owned is held open. */
+    if ((err = shed_root(d, run_as)) != LUNA_OK)
+        return fail("kms.user", err);
+
+    luna_store_options so_db = {
+        .busy_timeout_ms = (uint32_t)cfg_int(cfg, "kms.db_busy_timeout_ms", 5000),
+    };
+    if ((err = luna_store_open(cc->storage_url, &so_db, &s->db)) != LUNA_OK)
+        return fail("storage", err);
+    d->store_url = cc->storage_url;
+    d->store_opts = so_db;
+    if ((err = kms_db_migrate(s->db)) != LUNA_OK)
+        return fail("migrations", err);
+
 
     d->iam_jwks = cfg_str(cfg, "kms.iam_jwks", NULL);
     d->att_jwks = cfg_str(cfg, "kms.attestation_jwks", NULL);
@@ -339,18 +470,34 @@ static int run(kms_daemon *d, const char *config_path)
                          (suseconds_t)((s->set.rotation_tick_ms % 1000) * 1000)};
     if (d->tick == NULL || event_add(d->tick, &tv) != 0)
         return fail("rotation worker", LUNA_ERR_NOMEM);
+    if (luna_store_get_kind(s->db) == LUNA_STORE_POSTGRES) {
+        d->db_watch = event_new(d->base, -1, EV_PERSIST, on_db_watch, d);
+        struct timeval dtv = {1, 0};
+        if (d->db_watch == NULL || event_add(d->db_watch, &dtv) != 0)
+            return fail("database watch", LUNA_ERR_NOMEM);
+    }
+    if (d->dropped) {
+        d->hsm_watch = event_new(d->base, -1, EV_PERSIST, on_hsm_watch, d);
+        struct timeval wtv = {1, 0};
+        if (d->hsm_watch == NULL || event_add(d->hsm_watch, &wtv) != 0)
+            return fail("hsm watch", LUNA_ERR_NOMEM);
+    }
     LUNA_LOGF(LUNA_LOG_INFO, KMS_COMPONENT, "serving",
               LUNA_LOG_UINT("port", luna_http_server_port(d->server)),
               LUNA_LOG_INT("hsm_pid", (int64_t)luna_hsm_client_pid(s->hsm)));
     (void)event_base_dispatch(d->base);
     luna_log(LUNA_LOG_INFO, KMS_COMPONENT, "stopped", NULL, 0);
-    return 0;
+    return d->exit_code;
 }
 
 static void cleanup(kms_daemon *d)
 {
     if (d->tick != NULL)
         event_free(d->tick);
+    if (d->hsm_watch != NULL)
+        event_free(d->hsm_watch);
+    if (d->db_watch != NULL)
+        event_free(d->db_watch);
     luna_http_server_free(d->server);
     if (d->base != NULL)
         event_base_free(d->base);

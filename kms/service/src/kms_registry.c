@@ -312,7 +312,8 @@ abort:
 
 luna_err kms_tee_activate(kms_svc *s, const kms_caller *c, const char *tee_id,
                           const char *ev_type, const uint8_t *ev, size_t ev_len,
-                          const uint8_t kx_pk[32], const uint8_t sign_pk[32], kms_why *w)
+                          const uint8_t kx_pk[32], const uint8_t sign_pk[32],
+                          const uint8_t *nonce, kms_why *w)
 {
     kms_tee t;
     kms_ev_claims cl;
@@ -321,7 +322,7 @@ luna_err kms_tee_activate(kms_svc *s, const kms_caller *c, const char *tee_id,
     if (strcmp(ev_type, t.tee_type) != 0)
         return kms_fail(w, LUNA_ERR_VERIFY, 403, "evidence_invalid",
                         "evidence type differs from the registered TEE type");
-    luna_err err = kms_verify_evidence(s->ver, false, ev_type, ev, ev_len, t.deployment, NULL,
+    luna_err err = kms_verify_evidence(s->ver, false, ev_type, ev, ev_len, t.deployment, nonce,
                                        kx_pk, sign_pk, kms_now(s), &cl, &reason);
     if (err == LUNA_OK && (cl.measurement_len != t.mr_enclave_len ||
                            !luna_ct_equal(cl.measurement, t.mr_enclave, t.mr_enclave_len)))

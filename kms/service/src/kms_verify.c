@@ -129,6 +129,10 @@ static luna_err build(const json_t *root, bool production, const bool *allowed,
             continue;
         *why = "attestation.allowed_evidence";
         LUNA_TRY(luna_policy_allow_type(p, (luna_evidence_type)t, (uint32_t)min_tcb), fail);
+        /* A TPM quote has no clock: the caller's nonce, bound with the
+           keys in extraData, is its only freshness (docs/tpm-live.md). */
+        if (t == LUNA_EVIDENCE_TPM)
+            LUNA_TRY(luna_policy_set_nonce_freshness(p, LUNA_EVIDENCE_TPM), fail);
         *why = "attestation.trust_anchors";
         for (size_t i = 0; i < n_anchors; i++)
             LUNA_TRY(add_anchor(p, (luna_evidence_type)t, anchors[i]), fail);
