@@ -215,6 +215,9 @@ static luna_err start_comp(const dev_ctx *c, const dev_comp *comp, dev_why *why)
                     comp->name, comp->binary, c->bindir, comp->subdir, c->bindir);
         return err;
     }
+    /* Stopped for sure: its files may be handed over (and its database moved). */
+    if (strcmp(comp->name, "kms") == 0)
+        LUNA_GUARD(dev_kms_prepare(c, why));
     LUNA_GUARD(dev_config_write(c, comp, why));
     LUNA_GUARD(dev_file(c, "config", comp->name, ".json", cfg, sizeof cfg));
     LUNA_GUARD(dev_file(c, "logs", comp->name, ".log", log, sizeof log));

@@ -5,10 +5,14 @@
  * Owns: CA and TEE CA initialisation and certificate issue (through the
  * real luna-ca tool), the sim platform, the SoftHSM token, the developer
  * key and the signed demo manifest, every component's config file.
+ * Also, as root, the system users the KMS's two halves run as (lunal-hsm,
+ * lunal-kms) and what each may reach.
  * Must never: put a passphrase, PIN or key on a command line other than
  * softhsm2-util's (it has no other way; development only, and said so in
- * docs/operations.md), write a secret with a mode other than 0600, or
- * reuse a passphrase across the two CAs.
+ * docs/operations.md), write a secret with a mode other than 0600, reuse
+ * a passphrase across the two CAs, give the KMS's user anything beyond
+ * the files it reads after dropping root, or chown through a path a
+ * less-privileged user could redirect.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -18,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,6 +42,11 @@
 #define HSM_TOKEN "lunal-dev"
 /* The uid a root KMS runs its HSM process as (docs/kms-hsm.md, H2). */
 #define HSM_USER "lunal-hsm"
+/* The uid a root KMS switches to once its HSM process runs (kms.user,
+   docs/kms.md "Privilege drop"); never root, never HSM_USER. */
+#define KMS_USER "lunal-kms"
+/* The KMS's own folder (its database), relative to the state folder. */
+#define KMS_DIR "kms"
 #define CERT_HOURS "720"
 #define SEED_LEN 32u
 #define SECRET_HEX_LEN 64u
@@ -163,13 +173,15 @@ static int chown_hsm_one(const char *path, const struct stat *st, int flag, stru
     return lchown(path, g_hsm_uid, g_hsm_gid);
 }
 
-static luna_err hsm_user_ids(const dev_ctx *c, uid_t *uid, gid_t *gid, dev_why *why)
+/* name's uid and gid, creating it as a system user (no home, no shell) when absent. */
+static luna_err system_user_ids(const dev_ctx *c, const char *name, uid_t *uid, gid_t *gid,
+                                dev_why *why)
 {
     for (int tries = 0; tries < 2; tries++) {
-        const struct passwd *pw = getpwnam(HSM_USER);
+        const struct passwd *pw = getpwnam(name);
         if (pw != NULL) {
             if (pw->pw_uid == 0 || pw->pw_gid == 0) {
-                dev_why_set(why, "user %s must not be root", HSM_USER);
+                dev_why_set(why, "user %s must not be root", name);
                 return LUNA_ERR_CONFIG;
             }
             *uid = pw->pw_uid;
@@ -180,13 +192,18 @@ static luna_err hsm_user_ids(const dev_ctx *c, uid_t *uid, gid_t *gid, dev_why *
             char *argv[] = {(char *)"/usr/sbin/useradd", (char *)"--system",
                             (char *)"--user-group", (char *)"--no-create-home",
                             (char *)"--home-dir", (char *)"/nonexistent", (char *)"--shell",
-                            (char *)"/usr/sbin/nologin", (char *)HSM_USER, NULL};
+                            (char *)"/usr/sbin/nologin", (char *)name, NULL};
             /* Another `up` may create it at the same moment: look again. */
             (void)run_tool(c, argv, NULL, NULL, 0, why);
         }
     }
-    dev_why_set(why, "cannot create the HSM user %s (useradd; see logs/setup.log)", HSM_USER);
+    dev_why_set(why, "cannot create the system user %s (useradd; see logs/setup.log)", name);
     return LUNA_ERR_NOT_FOUND;
+}
+
+static luna_err hsm_user_ids(const dev_ctx *c, uid_t *uid, gid_t *gid, dev_why *why)
+{
+    return system_user_ids(c, HSM_USER, uid, gid, why);
 }
 
 static luna_err hsm_hand_over(const dev_ctx *c, const char *hsm_dir, dev_why *why)
@@ -269,6 +286,161 @@ static luna_err ensure_hsm(const dev_ctx *c, dev_why *why)
     luna_wipe(user_pin, sizeof user_pin);
     luna_wipe(so_pin, sizeof so_pin);
     return err;
+}
+
+/*
+ * ---- what a root KMS reaches once it is KMS_USER (docs/operations.md) ----
+ *
+ * After the drop the KMS opens its database (and creates its -wal/-shm
+ * files), reads its TLS key, and reads and reloads public files: the
+ * platform and TEE CA certificates, its own certificate, the two JWKS
+ * files, the sim vendor root and TCB collateral.  It gets exactly that:
+ *   - KMS_DIR/ (the database folder): owner KMS_USER, 0700;
+ *   - certs/kms.key: owner KMS_USER, 0600 (the loader refuses any group bit);
+ *   - the public files: root:<KMS_USER's group>, 0640, in folders that are
+ *     root:<group> 0710 (search, no listing: nothing else in them is named
+ *     to it, and every other file there is 0600 root).  platform/ is
+ *     setgid: the TEE host rewrites tcb.bin there and the new file must
+ *     stay in reach; files rewritten elsewhere (renewed certificate, JWKS)
+ *     are 0644 from their writers and reached through the same folders.
+ * Its config is read before the drop and stays root's.  Every change goes
+ * through a descriptor opened with O_NOFOLLOW in a folder only root can
+ * write, so no other user can point it elsewhere.
+ */
+static const char *const kms_read_dirs[] = {"ca", "tee-ca", "certs", "jwks", "platform"};
+static const char *const kms_read_files[] = {"ca/ca.crt",     "tee-ca/ca.crt",
+                                             "certs/kms.crt", "jwks/iam.json",
+                                             "jwks/attestation.json", "platform/vendor.crt",
+                                             "platform/tcb.bin"};
+static const char *const kms_db_suffixes[] = {"", "-wal", "-shm", "-journal"};
+
+/*
+ * Gives rel (a folder when dir) to uid:gid with mode.  It must be owned by
+ * root or already by uid; a root-owned file must have one link (a second
+ * name could be anywhere).  A missing file is LUNA_ERR_NOT_FOUND.
+ */
+static luna_err give(const dev_ctx *c, const char *rel, bool dir, uid_t uid, gid_t gid,
+                     mode_t mode, dev_why *why)
+{
+    char path[DEV_PATH_MAX];
+    struct stat st;
+    LUNA_GUARD(dev_path(c, rel, path, sizeof path));
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                            (dir ? O_DIRECTORY : 0));
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return LUNA_ERR_NOT_FOUND;
+        dev_why_set(why, "cannot open %s to give it to %s: %s", path, KMS_USER,
+                    strerror(errno));
+        return LUNA_ERR_IO;
+    }
+    luna_err err = LUNA_OK;
+    if (fstat(fd, &st) != 0 || (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) ||
+        (st.st_uid != 0 && st.st_uid != uid) ||
+        (!dir && st.st_uid == 0 && st.st_nlink != 1)) {
+        dev_why_set(why, "%s is not a %s owned by root or %s with one link; left alone", path,
+                    dir ? "folder" : "regular file", KMS_USER);
+        err = LUNA_ERR_PERMISSION;
+    } else if (fchown(fd, uid, gid) != 0 || fchmod(fd, mode) != 0) {
+        dev_why_set(why, "cannot give %s to %s: %s", path, KMS_USER, strerror(errno));
+        err = LUNA_ERR_IO;
+    }
+    (void)close(fd);
+    return err;
+}
+
+/* Its group must hold no one else: membership is read access to the CA folders. */
+static luna_err kms_group_alone(gid_t gid, dev_why *why)
+{
+    const struct group *gr = getgrgid(gid);
+    if (gr == NULL || (gr->gr_mem != NULL && gr->gr_mem[0] != NULL &&
+                       (strcmp(gr->gr_mem[0], KMS_USER) != 0 || gr->gr_mem[1] != NULL))) {
+        dev_why_set(why, "the group of %s (gid %u) must exist and have no other member",
+                    KMS_USER, (unsigned)gid);
+        return LUNA_ERR_CONFIG;
+    }
+    return LUNA_OK;
+}
+
+/*
+ * A state folder from before KMS_DIR kept the database as db/kms.db: it
+ * moves (with its journal files) once, while the KMS is stopped, so a
+ * second `up` keeps its keys and registry.  As root the files become
+ * KMS_USER's first, while still in root's db/ folder.
+ */
+static luna_err kms_db_migrate(const dev_ctx *c, bool root, uid_t uid, gid_t gid, dev_why *why)
+{
+    char from[DEV_PATH_MAX], to[DEV_PATH_MAX], rel[64];
+    LUNA_GUARD(dev_path(c, KMS_DIR "/kms.db", to, sizeof to));
+    LUNA_GUARD(dev_path(c, "db/kms.db", from, sizeof from));
+    if (dev_exists(to) || !dev_exists(from))
+        return LUNA_OK;
+    for (size_t i = 0; i < sizeof kms_db_suffixes / sizeof kms_db_suffixes[0]; i++) {
+        const char *sfx = kms_db_suffixes[i];
+        (void)snprintf(rel, sizeof rel, "db/kms.db%s", sfx);
+        if (root) {
+            luna_err err = give(c, rel, false, uid, gid, 0600, why);
+            if (err == LUNA_ERR_NOT_FOUND)
+                continue;
+            LUNA_GUARD(err);
+        }
+        LUNA_GUARD(dev_path(c, rel, from, sizeof from));
+        (void)snprintf(rel, sizeof rel, KMS_DIR "/kms.db%s", sfx);
+        LUNA_GUARD(dev_path(c, rel, to, sizeof to));
+        if (rename(from, to) != 0 && errno != ENOENT) {
+            dev_why_set(why, "cannot move %s to %s: %s", from, to, strerror(errno));
+            return LUNA_ERR_IO;
+        }
+    }
+    return LUNA_OK;
+}
+
+luna_err dev_kms_prepare(const dev_ctx *c, dev_why *why)
+{
+    char dir[DEV_PATH_MAX];
+    uid_t uid = 0, hsm_uid = 0;
+    gid_t gid = 0, hsm_gid = 0;
+    bool root = geteuid() == 0;
+
+    LUNA_GUARD(dev_path(c, KMS_DIR, dir, sizeof dir));
+    if (!root) {
+        /* The KMS runs as us: a plain 0700 folder of ours. */
+        luna_err err = dev_mkdir(dir);
+        if (err != LUNA_OK) {
+            dev_why_set(why, "cannot create %s: %s", dir, luna_strerror(err));
+            return err;
+        }
+        return kms_db_migrate(c, false, 0, 0, why);
+    }
+    LUNA_GUARD(system_user_ids(c, KMS_USER, &uid, &gid, why));
+    LUNA_GUARD(hsm_user_ids(c, &hsm_uid, &hsm_gid, why));
+    if (uid == hsm_uid || gid == hsm_gid) {
+        dev_why_set(why, "users %s and %s must have distinct uids and groups", KMS_USER,
+                    HSM_USER);
+        return LUNA_ERR_CONFIG;
+    }
+    LUNA_GUARD(kms_group_alone(gid, why));
+    /* Made by root in root's 0711 state folder, then handed over whole. */
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        dev_why_set(why, "cannot create %s: %s", dir, strerror(errno));
+        return LUNA_ERR_IO;
+    }
+    LUNA_GUARD(give(c, KMS_DIR, true, uid, gid, 0700, why));
+    LUNA_GUARD(kms_db_migrate(c, true, uid, gid, why));
+    for (size_t i = 0; i < sizeof kms_read_dirs / sizeof kms_read_dirs[0]; i++) {
+        mode_t mode = strcmp(kms_read_dirs[i], "platform") == 0 ? 02710 : 0710;
+        luna_err err = give(c, kms_read_dirs[i], true, 0, gid, mode, why);
+        if (err == LUNA_ERR_NOT_FOUND)
+            dev_why_set(why, "%s/%s is missing", c->dir, kms_read_dirs[i]);
+        LUNA_GUARD(err);
+    }
+    for (size_t i = 0; i < sizeof kms_read_files / sizeof kms_read_files[0]; i++) {
+        luna_err err = give(c, kms_read_files[i], false, 0, gid, 0640, why);
+        if (err == LUNA_ERR_NOT_FOUND)
+            dev_why_set(why, "%s/%s is missing", c->dir, kms_read_files[i]);
+        LUNA_GUARD(err);
+    }
+    return give(c, "certs/kms.key", false, uid, gid, 0600, why);
 }
 
 /* Reads a 32-byte raw seed file (0600) or creates one. */
@@ -633,8 +805,9 @@ static json_t *cfg_attestation(const dev_ctx *c, json_t *doc)
 static json_t *cfg_kms(const dev_ctx *c, json_t *doc)
 {
     char pin[DEV_PATH_MAX], iam[DEV_PATH_MAX], att[DEV_PATH_MAX], teeca[DEV_PATH_MAX],
-        col[DEV_PATH_MAX], hsm[DEV_PATH_MAX];
-    if (dev_path(c, "hsm/pin", pin, sizeof pin) != LUNA_OK ||
+        col[DEV_PATH_MAX], hsm[DEV_PATH_MAX], db[DEV_PATH_MAX + 8];
+    int n = snprintf(db, sizeof db, "sqlite:%s/" KMS_DIR "/kms.db", c->dir);
+    if (n <= 0 || (size_t)n >= sizeof db || dev_path(c, "hsm/pin", pin, sizeof pin) != LUNA_OK ||
         dev_path(c, "jwks/iam.json", iam, sizeof iam) != LUNA_OK ||
         dev_path(c, "jwks/attestation.json", att, sizeof att) != LUNA_OK ||
         dev_file(c, "tee-ca", "ca", ".crt", teeca, sizeof teeca) != LUNA_OK ||
@@ -663,7 +836,17 @@ static json_t *cfg_kms(const dev_ctx *c, json_t *doc)
         "callers", "otk", svc_list(otk), "registry", svc_list(registry), "keys", svc_list(keys),
         "attestation", "lunal://svc/attestation");
     json_decref(dep);
+    /* As root: shed root for KMS_USER once the HSM process runs. */
+    if (sec != NULL && geteuid() == 0 &&
+        json_object_set_new(sec, "user", json_string(KMS_USER)) != 0) {
+        json_decref(sec);
+        return NULL;
+    }
     if (sec == NULL || json_object_set_new(doc, "kms", sec) != 0)
+        return NULL;
+    /* Its database lives in its own folder (dev_kms_prepare). */
+    json_t *st = json_pack("{s:s}", "url", db);
+    if (st == NULL || json_object_set_new(doc, "storage", st) != 0)
         return NULL;
     return json_object_set_new(doc, "attestation", sim_attestation(c)) == 0 ? doc : NULL;
 }

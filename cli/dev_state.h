@@ -87,6 +87,16 @@ void dev_why_set(dev_why *w, const char *fmt, ...) __attribute__((format(printf,
  */
 luna_err dev_prepare(const dev_ctx *c, dev_why *why) LUNA_MUST_CHECK;
 
+/*
+ * Right before the KMS starts: its own folder kms/ (the database; a
+ * db/kms.db of an older state folder moves there).  As root also the
+ * system user lunal-kms (created when absent, like lunal-hsm) that the
+ * KMS becomes once its HSM process runs (kms.user), owning kms/ and
+ * certs/kms.key, with group read access to exactly the public files it
+ * reads after the drop (docs/operations.md, "The KMS's user").
+ */
+luna_err dev_kms_prepare(const dev_ctx *c, dev_why *why) LUNA_MUST_CHECK;
+
 /* Writes comp's JSON config (mode 0600) from the ports and the state. */
 luna_err dev_config_write(const dev_ctx *c, const dev_comp *comp, dev_why *why) LUNA_MUST_CHECK;
 

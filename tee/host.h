@@ -86,6 +86,20 @@ struct host_tpm;
  */
 luna_err host_platform_tpm_evidence(struct host_tpm *t, const host_evidence_in *in, uint8_t *out,
                                     size_t cap, size_t *out_len) LUNA_MUST_CHECK;
+
+/*
+ * The operator's AK enrolment, TPM side (docs/tpm-live.md): *out gets
+ * {"ek_cert", "ak_public"} (b64url DER certificate and marshalled
+ * TPMT_PUBLIC), or, for a body {"id_object", "enc_secret"} (b64url
+ * TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET), {"credential"} from
+ * TPM2_ActivateCredential.  *out is the caller's (json_decref).
+ * LUNA_ERR_FORMAT / LUNA_ERR_TOO_LARGE for a bad body, LUNA_ERR_VERIFY when
+ * the TPM refuses the blob (made for another AK or EK).
+ */
+struct json_t;
+luna_err host_platform_tpm_enrolment(struct host_tpm *t, struct json_t **out) LUNA_MUST_CHECK;
+luna_err host_platform_tpm_activate(struct host_tpm *t, const uint8_t *body, size_t len,
+                                    struct json_t **out) LUNA_MUST_CHECK;
 /* Signs sim evidence (out of HOST_EVIDENCE_MAX bytes). */
 luna_err host_platform_sign(host_platform *p, const host_evidence_in *in, uint8_t *out,
                             size_t cap, size_t *out_len) LUNA_MUST_CHECK;

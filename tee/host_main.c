@@ -570,6 +570,41 @@ static luna_err open_platform(host_ctx *c)
     return err;
 }
 
+/* The operator's AK enrolment (platform "tpm" only; docs/tpm-live.md). */
+static void handle_tpm_enrolment(luna_http_request *req, void *arg)
+{
+    host_ctx *c = arg;
+    json_t *ans = NULL;
+    luna_err err = c->tpm != NULL ? host_platform_tpm_enrolment(c->tpm, &ans) : LUNA_ERR_NOT_FOUND;
+    if (err != LUNA_OK) {
+        luna_http_reply_err(req, err);
+        return;
+    }
+    luna_http_reply_json(req, 200, ans);
+    json_decref(ans);
+}
+
+static void handle_tpm_activate(luna_http_request *req, void *arg)
+{
+    host_ctx *c = arg;
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    json_t *ans = NULL;
+    luna_err err = c->tpm != NULL ? luna_http_request_body(req, &body, &len) : LUNA_ERR_NOT_FOUND;
+    if (err == LUNA_OK)
+        err = host_platform_tpm_activate(c->tpm, body, len, &ans);
+    if (err != LUNA_OK) {
+        LUNA_LOGF(LUNA_LOG_WARN, COMPONENT, "TPM credential activation refused",
+                  LUNA_LOG_ERR("error", err));
+        luna_http_reply_err(req, err);
+        return;
+    }
+    LUNA_LOGF(LUNA_LOG_INFO, COMPONENT, "TPM credential activated for the operator",
+              LUNA_LOG_STR("route", "/v1/tee-host/tpm/activate"));
+    luna_http_reply_json(req, 200, ans);
+    json_decref(ans);
+}
+
 static int cmd_run(const char *config_path)
 {
     static host_ctx ctx; /* large: keep it off the stack */
@@ -594,10 +629,14 @@ static int cmd_run(const char *config_path)
     if (c->base == NULL || luna_http_server_new(c->base, &so, &c->srv) != LUNA_OK)
         goto out;
     static const char *const any[] = {LUNA_HTTP_ALLOW_ANY_PLATFORM};
+    static const char *const operator[] = {"lunal://svc/operator"};
     const luna_http_route routes[] = {
         {LUNA_HTTP_GET, "/v1/tee-host/tcb", any, 1, NULL, handle_tcb, c},
         {LUNA_HTTP_GET, "/v1/tee-host/vendor-root", any, 1, NULL, handle_root, c},
         {LUNA_HTTP_GET, "/v1/tee-host/tees", any, 1, NULL, handle_tees, c},
+        {LUNA_HTTP_GET, "/v1/tee-host/tpm/enrolment", operator, 1, NULL, handle_tpm_enrolment, c},
+        {LUNA_HTTP_POST, "/v1/tee-host/tpm/activate", operator, 1, "application/json",
+         handle_tpm_activate, c},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (luna_http_server_add_route(c->srv, &routes[i]) != LUNA_OK)

@@ -62,6 +62,10 @@ typedef struct luna_verifier luna_verifier;
 #define ATT_MAX_WORKERS 8
 #define ATT_QUEUE_MAX 1024         /* queued jobs before new work is refused */
 #define ATT_CHALLENGE_TTL 120      /* seconds an admission nonce lives */
+#define ATT_TENANT_MAX 64          /* IAM / KMS tenant id [A-Za-z0-9._-]{1,64} */
+#define ATT_TENANTS_MAX 8          /* tenants of one TEE (= the KMS's cap) */
+/* The owning tenants as stored: comma-joined ids. */
+#define ATT_TENANTS_TEXT_MAX (ATT_TENANTS_MAX * (ATT_TENANT_MAX + 1))
 
 /* ---- settings (att_config.c) ---- */
 
@@ -218,13 +222,23 @@ typedef struct att_record {
     size_t evidence_len;
     const char *report;   /* JWS or NULL */
     const char *body;     /* the answer JSON */
+    /* The owning tenants (comma-joined ids) named by the KMS registry in
+       this round, or NULL when the registry was not read this round: then
+       those of the TEE's newest attributed row (docs/attestation.md
+       "History").  "" attributes the row to no tenant. */
+    const char *tenants;
 } att_record;
 
 luna_err att_db_open(const char *url, luna_store **out) LUNA_MUST_CHECK;
 luna_err att_db_put_record(luna_store *db, const att_record *r) LUNA_MUST_CHECK;
-/* Appends records as JSON objects to items; *next_cursor 0 when no more. */
-luna_err att_db_history(luna_store *db, const char *column, const char *value, int64_t after,
-                        size_t limit, json_t *items, int64_t *next_cursor) LUNA_MUST_CHECK;
+/*
+ * Appends records as JSON objects to items; *next_cursor 0 when no more.
+ * tenant: only rows attributed to that tenant; NULL: every row (the
+ * platform admin only - the caller decides who that is).
+ */
+luna_err att_db_history(luna_store *db, const char *tenant, const char *column,
+                        const char *value, int64_t after, size_t limit, json_t *items,
+                        int64_t *next_cursor) LUNA_MUST_CHECK;
 luna_err att_db_get_tee(luna_store *db, const char *tee_id, att_tee *out) LUNA_MUST_CHECK;
 luna_err att_db_put_tee(luna_store *db, const att_tee *t) LUNA_MUST_CHECK;
 /* Moves a TEE from one state to another; LUNA_ERR_CONFLICT when it was not in from. */
@@ -272,6 +286,7 @@ typedef struct att_history_query {
 luna_err att_query_parse(const char *q, att_history_query *out) LUNA_MUST_CHECK;
 bool att_tee_id_ok(const char *s);
 bool att_deployment_id_ok(const char *s);
+bool att_tenant_id_ok(const char *s);
 
 /* ---- peers (att_peers.c) ---- */
 
@@ -284,6 +299,7 @@ typedef struct att_registry_entry {
     char status[16];      /* "pending", "active", "quarantined", "revoked" */
     char deployment_id[ATT_DEPLOYMENT_MAX + 1];
     char address[ATT_ADDRESS_MAX + 1]; /* "" when the registry has none */
+    char tenants[ATT_TENANTS_TEXT_MAX + 1]; /* comma-joined; "" when it names none */
 } att_registry_entry;
 
 /* GET /v1/kms/tees/{id}; LUNA_ERR_NOT_FOUND when unregistered. */
@@ -371,9 +387,14 @@ luna_err att_admit_nonce(const uint8_t challenge[ATT_NONCE_LEN], const uint8_t *
 
 void att_engine_admit(att_worker *w, const att_admit_input *in, const char *request_id,
                       att_answer *ans);
+/*
+ * scope_tenant (reinstatement by a tenant's operator): the TEE must be
+ * one the registry lists for that tenant, else 404 unknown_tee; NULL for
+ * the platform admin and for the service's own rounds.
+ */
 void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
-                       const char *deployment_id, const char *actor, const char *request_id,
-                       att_answer *ans);
+                       const char *deployment_id, const char *actor, const char *scope_tenant,
+                       const char *request_id, att_answer *ans);
 
 /* ---- service (att_service.c) ---- */
 

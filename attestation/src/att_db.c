@@ -45,9 +45,24 @@
     " expires_at BIGINT NOT NULL,"                                                                 \
     " used INTEGER NOT NULL);"
 
+/*
+ * v2: the owning tenants of each history row, as the KMS registry named
+ * them when the row was written (docs/attestation.md "History").  A tenant
+ * reads only rows listed here under its id.  Rows written before v2 get
+ * no entry: they are not attributed after the fact (the registry of that
+ * time is gone), so only the platform admin sees them.
+ */
+#define ATT_SCHEMA_V2                                                                              \
+    "CREATE TABLE att_history_tenants ("                                                           \
+    " tenant_id TEXT NOT NULL,"                                                                    \
+    " seq BIGINT NOT NULL,"                                                                        \
+    " PRIMARY KEY (tenant_id, seq));"                                                              \
+    "CREATE INDEX att_history_tenants_seq ON att_history_tenants (seq);"
+
 static const luna_store_migration migrations[] = {
     {1, ATT_SCHEMA_V1("INTEGER PRIMARY KEY", "BLOB"),
      ATT_SCHEMA_V1("BIGSERIAL PRIMARY KEY", "BYTEA")},
+    {2, ATT_SCHEMA_V2, NULL},
 };
 
 const char *att_tee_state_name(att_tee_state s)
@@ -74,8 +89,69 @@ luna_err att_db_open(const char *url, luna_store **out)
     return LUNA_OK;
 }
 
-luna_err att_db_put_record(luna_store *db, const att_record *r)
+/* One owning tenant of the row att_id (duplicates in the list collapse). */
+static luna_err put_tenant(luna_store *db, const char *att_id, const char *tenant, size_t len)
 {
+    char t[ATT_TENANT_MAX + 1];
+    if (len == 0 || len > ATT_TENANT_MAX)
+        return LUNA_ERR_INVALID_ARG;
+    memcpy(t, tenant, len);
+    t[len] = '\0';
+    if (!att_tenant_id_ok(t))
+        return LUNA_ERR_INVALID_ARG;
+    luna_store_param p[2] = {luna_store_p_text(att_id), luna_store_p_text(t)};
+    return luna_store_exec(db,
+                           "INSERT INTO att_history_tenants (tenant_id, seq) SELECT ?2, seq FROM "
+                           "att_history WHERE att_id = ?1 ON CONFLICT DO NOTHING",
+                           p, 2, NULL);
+}
+
+/*
+ * The tenants of tee_id's newest attributed row, comma-joined, into out
+ * ("" when none): a row written while the registry could not be read
+ * keeps the attribution the registry gave last.
+ */
+static luna_err last_tenants(luna_store *db, const char *tee_id, char *out, size_t cap)
+{
+    luna_store_rows *rows = NULL;
+    luna_err err;
+    bool has;
+    size_t used = 0;
+    luna_store_param p[1] = {luna_store_p_text(tee_id)};
+
+    out[0] = '\0';
+    LUNA_GUARD(luna_store_query(
+        db,
+        "SELECT t.tenant_id FROM att_history_tenants t WHERE t.seq = (SELECT MAX(x.seq) FROM "
+        "att_history_tenants x JOIN att_history h ON h.seq = x.seq WHERE h.tee_id = ?1) "
+        "ORDER BY t.tenant_id",
+        p, 1, &rows));
+    for (;;) {
+        const char *s;
+        size_t len;
+        LUNA_TRY(luna_store_rows_next(rows, &has), out);
+        if (!has)
+            break;
+        LUNA_TRY(luna_store_col_text(rows, 0, &s, &len), out);
+        LUNA_TRY_ENSURE(len > 0 && used + len + 2 <= cap, LUNA_ERR_STORAGE, out);
+        if (used > 0)
+            out[used++] = ',';
+        memcpy(out + used, s, len);
+        used += len;
+        out[used] = '\0';
+    }
+    err = LUNA_OK;
+out:
+    luna_store_rows_free(rows);
+    return err;
+}
+
+/* The row and its tenants in one transaction: never a row nobody owns by accident. */
+static luna_err put_record_tx(luna_store *db, void *ctx)
+{
+    const att_record *r = ctx;
+    char inherited[ATT_TENANTS_TEXT_MAX + 1];
+    const char *list = r->tenants;
     luna_store_param p[10] = {
         luna_store_p_text(r->att_id),
         luna_store_p_text(r->tee_id),
@@ -88,11 +164,29 @@ luna_err att_db_put_record(luna_store *db, const att_record *r)
         r->report != NULL ? luna_store_p_text(r->report) : luna_store_p_null(),
         luna_store_p_text(r->body),
     };
-    return luna_store_exec(db,
-                           "INSERT INTO att_history (att_id, tee_id, deployment_id, kind, "
-                           "created_at, status, reason, evidence, report, body) VALUES "
-                           "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                           p, 10, NULL);
+    if (list == NULL) {
+        LUNA_GUARD(last_tenants(db, r->tee_id, inherited, sizeof inherited));
+        list = inherited;
+    }
+    LUNA_GUARD(luna_store_exec(db,
+                               "INSERT INTO att_history (att_id, tee_id, deployment_id, kind, "
+                               "created_at, status, reason, evidence, report, body) VALUES "
+                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                               p, 10, NULL));
+    while (*list != '\0') {
+        const char *comma = strchr(list, ',');
+        size_t len = comma != NULL ? (size_t)(comma - list) : strlen(list);
+        LUNA_GUARD(put_tenant(db, r->att_id, list, len));
+        if (comma == NULL)
+            break;
+        list = comma + 1;
+    }
+    return LUNA_OK;
+}
+
+luna_err att_db_put_record(luna_store *db, const att_record *r)
+{
+    return luna_store_tx(db, put_record_tx, (void *)(uintptr_t)r);
 }
 
 static luna_err row_to_json(const luna_store_rows *rows, json_t *items, int64_t *seq)
@@ -141,8 +235,9 @@ static luna_err row_to_json(const luna_store_rows *rows, json_t *items, int64_t 
     return LUNA_OK;
 }
 
-luna_err att_db_history(luna_store *db, const char *column, const char *value, int64_t after,
-                        size_t limit, json_t *items, int64_t *next_cursor)
+luna_err att_db_history(luna_store *db, const char *tenant, const char *column,
+                        const char *value, int64_t after, size_t limit, json_t *items,
+                        int64_t *next_cursor)
 {
     const char *sql;
     luna_store_rows *rows = NULL;
@@ -154,19 +249,31 @@ luna_err att_db_history(luna_store *db, const char *column, const char *value, i
     *next_cursor = 0;
     if (limit == 0 || limit > ATT_HISTORY_PAGE_MAX)
         return LUNA_ERR_INVALID_ARG;
-    /* Two fixed statements: a column name never comes from the caller. */
-    if (strcmp(column, "tee_id") == 0)
-        sql = "SELECT seq, body, evidence, report FROM att_history WHERE tee_id = ?1 AND "
-              "seq < ?2 ORDER BY seq DESC LIMIT ?3";
-    else if (strcmp(column, "deployment_id") == 0)
-        sql = "SELECT seq, body, evidence, report FROM att_history WHERE deployment_id = ?1 "
-              "AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
-    else
+    /* Fixed statements: a column name never comes from the caller.  A
+       tenant's statement starts from its own rows (the join), so no
+       other tenant's row can reach the page whatever the selector. */
+    bool by_tee = strcmp(column, "tee_id") == 0;
+    if (!by_tee && strcmp(column, "deployment_id") != 0)
         return LUNA_ERR_INVALID_ARG;
-    luna_store_param p[3] = {luna_store_p_text(value),
+    if (tenant != NULL && !att_tenant_id_ok(tenant))
+        return LUNA_ERR_INVALID_ARG;
+    if (tenant == NULL)
+        sql = by_tee ? "SELECT seq, body, evidence, report FROM att_history WHERE tee_id = ?1 "
+                       "AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                     : "SELECT seq, body, evidence, report FROM att_history WHERE "
+                       "deployment_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
+    else
+        sql = by_tee ? "SELECT h.seq, h.body, h.evidence, h.report FROM att_history_tenants t "
+                       "JOIN att_history h ON h.seq = t.seq WHERE t.tenant_id = ?4 AND "
+                       "h.tee_id = ?1 AND t.seq < ?2 ORDER BY t.seq DESC LIMIT ?3"
+                     : "SELECT h.seq, h.body, h.evidence, h.report FROM att_history_tenants t "
+                       "JOIN att_history h ON h.seq = t.seq WHERE t.tenant_id = ?4 AND "
+                       "h.deployment_id = ?1 AND t.seq < ?2 ORDER BY t.seq DESC LIMIT ?3";
+    luna_store_param p[4] = {luna_store_p_text(value),
                              luna_store_p_int64(after > 0 ? after : INT64_MAX),
-                             luna_store_p_int64((int64_t)limit + 1)};
-    LUNA_GUARD(luna_store_query(db, sql, p, 3, &rows));
+                             luna_store_p_int64((int64_t)limit + 1),
+                             luna_store_p_text(tenant != NULL ? tenant : "")};
+    LUNA_GUARD(luna_store_query(db, sql, p, tenant != NULL ? 4 : 3, &rows));
     for (;;) {
         LUNA_TRY(luna_store_rows_next(rows, &has), out);
         if (!has)

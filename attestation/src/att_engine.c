@@ -41,6 +41,10 @@ typedef struct att_result {
     char registry_status[16];
     char *report; /* JWS when verified */
     int64_t report_exp;
+    /* The owning tenants the registry named this round (have_tenants). */
+    bool have_tenants;
+    char tenants[ATT_TENANTS_TEXT_MAX + 1];
+    bool registry_verdict; /* refused because of what the registry said */
 } att_result;
 
 static const char *kind_name(att_kind k)
@@ -251,6 +255,7 @@ static void finish(att_worker *w, att_result *r, att_answer *ans, int http_statu
     rec.evidence_len = r->evidence_len;
     rec.report = r->report;
     rec.body = text != NULL ? text : "{}";
+    rec.tenants = r->have_tenants ? r->tenants : NULL;
     err = att_db_put_record(w->db, &rec);
     free(text);
     if (err != LUNA_OK) {
@@ -330,12 +335,69 @@ static void quarantine(att_worker *w, const char *tee_id, const char *deployment
 static bool abnormal(const att_result *r)
 {
     /* A refusal of the evidence itself; registry answers are not evidence. */
-    return strcmp(r->status, "refused") == 0 && strncmp(r->reason, "registry_", 9) != 0;
+    return strcmp(r->status, "refused") == 0 && !r->registry_verdict &&
+           strncmp(r->reason, "registry_", 9) != 0;
+}
+
+/* Takes the registry's tenants for the history row of this round. */
+static void keep_tenants(att_result *r, const att_registry_entry *reg)
+{
+    snprintf(r->tenants, sizeof r->tenants, "%s", reg->tenants);
+    r->have_tenants = true;
+}
+
+/*
+ * The registry's word on a TEE that verified but that it does not list
+ * as active for this deployment: quarantined and revoked say so, in the
+ * reason code and in words, so a client (the CLI) shows why.  The KMS
+ * registry keeps no reason text; the operator's is in the audit log.
+ */
+static void refuse_registry(att_result *r, const att_registry_entry *reg)
+{
+    r->ap.ok = false;
+    r->registry_verdict = true;
+    if (strcmp(reg->deployment_id, r->deployment_id) != 0)
+        refuse(r, "registry_not_active", "the registry lists this TEE for another deployment");
+    else if (strcmp(reg->status, "quarantined") == 0)
+        refuse(r, "tee_quarantined", "TEE quarantined: the KMS registry lists it as quarantined");
+    else if (strcmp(reg->status, "revoked") == 0)
+        refuse(r, "tee_revoked", "TEE revoked: the KMS registry lists it as revoked (final)");
+    else
+        refuse(r, "registry_not_active", "the registry does not list this TEE as active");
+}
+
+/*
+ * The TEE's last success as stored now, not as read when this round
+ * began: a round that hung on the TEE must not quarantine it for missing
+ * evidence after an operator reinstated it meanwhile.
+ */
+static int64_t last_ok_now(att_worker *w, const att_tee *at_start)
+{
+    att_tee now;
+    if (att_db_get_tee(w->db, at_start->tee_id, &now) == LUNA_OK && now.last_ok > at_start->last_ok)
+        return now.last_ok;
+    return at_start->last_ok;
+}
+
+/* Whether the comma-joined list names tenant exactly. */
+static bool tenants_have(const char *list, const char *tenant)
+{
+    size_t n = strlen(tenant);
+    while (*list != '\0') {
+        const char *comma = strchr(list, ',');
+        size_t len = comma != NULL ? (size_t)(comma - list) : strlen(list);
+        if (len == n && memcmp(list, tenant, n) == 0)
+            return true;
+        if (comma == NULL)
+            break;
+        list = comma + 1;
+    }
+    return false;
 }
 
 void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
-                       const char *deployment_id, const char *actor, const char *request_id,
-                       att_answer *ans)
+                       const char *deployment_id, const char *actor, const char *scope_tenant,
+                       const char *request_id, att_answer *ans)
 {
     att_service *svc = w->svc;
     att_result r;
@@ -344,8 +406,9 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
     uint8_t nonce[ATT_NONCE_LEN];
     uint8_t *ev = NULL;
     size_t ev_len = 0;
-    luna_err err;
+    luna_err err, reg_err;
     int http_status = 200;
+    char words[ATT_MSG_MAX];
 
     memset(&r, 0, sizeof r);
     memset(ans, 0, sizeof ans[0]);
@@ -369,12 +432,31 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
                      "no such admitted TEE");
         return;
     }
+    snprintf(r.registry_status, sizeof r.registry_status, "unknown");
+    /* Read first so that every row of this round, refused ones included,
+       carries the owning tenants of that moment; judged only after the
+       evidence (a registry answer never masks an evidence refusal).  Before
+       any state answer, so another tenant learns nothing of this TEE. */
+    reg_err = att_kms_get_tee(&svc->peers, r.tee_id, &reg);
+    if (reg_err == LUNA_OK) {
+        keep_tenants(&r, &reg);
+        snprintf(r.registry_status, sizeof r.registry_status, "%s", reg.status);
+    }
+    if (scope_tenant != NULL && (reg_err != LUNA_OK || !tenants_have(reg.tenants, scope_tenant))) {
+        /* Another tenant's TEE looks like no TEE at all; unconfirmed is unavailable. */
+        bool unknown = reg_err == LUNA_OK || reg_err == LUNA_ERR_NOT_FOUND;
+        error_answer(ans, unknown ? 404 : 503, unknown ? "unknown_tee" : "registry_unavailable",
+                     unknown ? "no such admitted TEE" : "the registry could not be asked");
+        return;
+    }
     if (tee.state == ATT_TEE_REVOKED) {
-        error_answer(ans, 409, "tee_revoked", "the TEE is revoked; revoked is final");
+        snprintf(words, sizeof words, "TEE revoked: %s (revoked is final)", tee.state_reason);
+        error_answer(ans, 409, "tee_revoked", words);
         return;
     }
     if ((kind == ATT_KIND_REATTEST || kind == ATT_KIND_VERIFY) && tee.state != ATT_TEE_ACTIVE) {
-        error_answer(ans, 409, "tee_not_active", "the TEE is quarantined");
+        snprintf(words, sizeof words, "TEE quarantined: %s", tee.state_reason);
+        error_answer(ans, 409, "tee_quarantined", words);
         return;
     }
     if (kind == ATT_KIND_REINSTATE && tee.state != ATT_TEE_QUARANTINED) {
@@ -386,7 +468,6 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
         error_answer(ans, 500, "internal", "randomness failed");
         return;
     }
-    snprintf(r.registry_status, sizeof r.registry_status, "unknown");
     err = att_tee_evidence(&svc->peers, r.tee_id, tee.address, nonce, &ev, &ev_len,
                            r.evidence_type);
     if (err != LUNA_OK) {
@@ -418,23 +499,21 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
         refuse(&r, "measurement_changed", "measurement differs from the admitted one");
         goto done;
     }
-    err = att_kms_get_tee(&svc->peers, r.tee_id, &reg);
-    if (err != LUNA_OK) {
+    if (reg_err != LUNA_OK) {
         r.ap.ok = false;
-        r.status = err == LUNA_ERR_NOT_FOUND ? "refused" : "unavailable";
+        r.registry_verdict = true;
+        r.status = reg_err == LUNA_ERR_NOT_FOUND ? "refused" : "unavailable";
         snprintf(r.reason, sizeof r.reason, "%s",
-                 err == LUNA_ERR_NOT_FOUND ? "registry_unknown_tee" : "registry_unavailable");
+                 reg_err == LUNA_ERR_NOT_FOUND ? "registry_unknown_tee" : "registry_unavailable");
         snprintf(r.message, sizeof r.message, "registry membership not confirmed");
-        http_status = err == LUNA_ERR_NOT_FOUND ? 200 : 503;
+        http_status = reg_err == LUNA_ERR_NOT_FOUND ? 200 : 503;
         goto done;
     }
-    snprintf(r.registry_status, sizeof r.registry_status, "%s", reg.status);
     bool reg_ok = strcmp(reg.deployment_id, r.deployment_id) == 0 &&
                   (strcmp(reg.status, "active") == 0 ||
                    (kind == ATT_KIND_REINSTATE && strcmp(reg.status, "quarantined") == 0));
     if (!reg_ok) {
-        r.ap.ok = false;
-        refuse(&r, "registry_not_active", "the registry does not list this TEE as active");
+        refuse_registry(&r, &reg);
         goto done;
     }
     r.status = "verified";
@@ -488,7 +567,7 @@ done:
         if (abnormal(&r))
             quarantine(w, r.tee_id, r.deployment_id, r.reason, r.att_id);
         else if (strcmp(r.reason, "evidence_unavailable") == 0 &&
-                 r.now - tee.last_ok > (int64_t)svc->s->grace)
+                 r.now - last_ok_now(w, &tee) > (int64_t)svc->s->grace)
             quarantine(w, r.tee_id, r.deployment_id, "evidence_missing", r.att_id);
     }
 out:
@@ -543,6 +622,7 @@ void att_engine_admit(att_worker *w, const att_admit_input *in, const char *requ
         return;
     }
     snprintf(r.registry_status, sizeof r.registry_status, "%s", reg.status);
+    keep_tenants(&r, &reg);
     if (!att_deployment_id_ok(reg.deployment_id)) {
         error_answer(ans, 502, "registry_malformed", "the registry entry has no deployment");
         return;

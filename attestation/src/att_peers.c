@@ -108,6 +108,37 @@ static luna_err tee_path(char *out, size_t cap, const char *tee_id, const char *
     return (n < 0 || (size_t)n >= cap) ? LUNA_ERR_TOO_LARGE : LUNA_OK;
 }
 
+/*
+ * The registry's "tenants" (an array of tenant ids, at most the KMS's cap)
+ * as the comma-joined text the history stores.  Absent: no tenant.  Any
+ * malformed element refuses the whole answer: a row must never be
+ * attributed to a tenant read wrongly.
+ */
+static luna_err copy_tenants(const json_t *obj, char *out, size_t cap)
+{
+    const json_t *arr = json_object_get(obj, "tenants");
+    const json_t *v;
+    size_t i, used = 0;
+
+    out[0] = '\0';
+    if (arr == NULL)
+        return LUNA_OK;
+    if (!json_is_array(arr) || json_array_size(arr) > ATT_TENANTS_MAX)
+        return LUNA_ERR_FORMAT;
+    json_array_foreach(arr, i, v)
+    {
+        const char *t = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (t == NULL || strlen(t) != n || !att_tenant_id_ok(t) || used + n + 2 > cap)
+            return LUNA_ERR_FORMAT;
+        if (used > 0)
+            out[used++] = ',';
+        memcpy(out + used, t, n + 1);
+        used += n;
+    }
+    return LUNA_OK;
+}
+
 luna_err att_kms_get_tee(const att_peers *p, const char *tee_id, att_registry_entry *out)
 {
     luna_http_client_opts o;
@@ -126,6 +157,7 @@ luna_err att_kms_get_tee(const att_peers *p, const char *tee_id, att_registry_en
     LUNA_TRY(copy_field(ans, "deployment_id", out->deployment_id, sizeof out->deployment_id, true),
              out);
     LUNA_TRY(copy_field(ans, "address", out->address, sizeof out->address, false), out);
+    LUNA_TRY(copy_tenants(ans, out->tenants, sizeof out->tenants), out);
     err = LUNA_OK;
 out:
     json_decref(ans);

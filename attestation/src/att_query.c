@@ -43,6 +43,17 @@ bool att_deployment_id_ok(const char *s)
     return n > 0;
 }
 
+bool att_tenant_id_ok(const char *s)
+{
+    size_t n = 0;
+    if (s == NULL)
+        return false;
+    for (; s[n] != '\0'; n++)
+        if (n >= ATT_TENANT_MAX || !ident_char(s[n]))
+            return false;
+    return n > 0;
+}
+
 /* Strict decimal 1..max without sign or leading zero. */
 static bool parse_uint(const char *s, size_t len, int64_t max, int64_t *out)
 {

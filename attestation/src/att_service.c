@@ -23,6 +23,7 @@
 #include "luna/crypto.h"
 #include "luna/json.h"
 #include "luna/log.h"
+#include "luna/rbac.h"
 
 #include "att.h"
 
@@ -32,6 +33,7 @@ typedef struct att_job {
     char tee_id[ATT_TEE_ID_MAX + 1];
     char deployment_id[ATT_DEPLOYMENT_MAX + 1];
     char actor[LUNA_PKI_IDENTITY_MAX + 1];
+    char scope_tenant[ATT_TENANT_MAX + 1]; /* reinstatement: "" = not scoped */
     char request_id[LUNA_HTTP_REQUEST_ID_MAX + 1];
     att_admit_input admit;
     luna_http_request *req; /* NULL for scheduled work */
@@ -114,7 +116,9 @@ static void *worker_main(void *arg)
             att_engine_admit(w, &j->admit, j->request_id, &j->ans);
         else
             att_engine_attest(w, j->kind, j->tee_id[0] != '\0' ? j->tee_id : NULL,
-                              j->deployment_id, j->actor, j->request_id, &j->ans);
+                              j->deployment_id, j->actor,
+                              j->scope_tenant[0] != '\0' ? j->scope_tenant : NULL,
+                              j->request_id, &j->ans);
         atomic_store(&w->busy_since, 0);
 
         if (j->req != NULL) {
@@ -447,14 +451,113 @@ bad:
     luna_http_reply_error(req, 400, "bad_request", "malformed admission request");
 }
 
+/* The verified IAM token of a caller (docs/iam.md, "Roles"). */
+typedef struct att_caller {
+    char sub[LUNA_PKI_IDENTITY_MAX + 1];
+    char tenant[ATT_TENANT_MAX + 1];
+    luna_roles roles;
+} att_caller;
+
+/*
+ * Authorization: Bearer <IAM token> for this service's audience
+ * (docs/protocol.md "Token audiences"): signature against iam_jwks,
+ * issuer, expiry, then sub, tenant and roles, which must all be there and
+ * well formed.  Roles are mapped to permissions by the platform's one
+ * table (luna/rbac.h); an unknown role name grants nothing.  A client
+ * calling directly (lunal://client/<tenant>/<principal>) must hold a token
+ * of its own tenant.  LUNA_ERR_UNAUTHENTICATED: no or bad token;
+ * LUNA_ERR_PERMISSION: a good token that is not this caller's;
+ * LUNA_ERR_UNAVAILABLE: no key set configured.
+ */
+static luna_err caller_token(att_service *svc, luna_http_request *req, att_caller *c)
+{
+    static const char client_prefix[] = "lunal://client/";
+    const char *auth = luna_http_request_header(req, "Authorization");
+    const char *ident = luna_http_request_identity(req);
+    luna_jws_verify_opts o;
+    json_t *claims = NULL;
+    const json_t *roles, *sub, *tenant, *v;
+    size_t i;
+    luna_err err = LUNA_ERR_UNAUTHENTICATED;
+
+    memset(c, 0, sizeof *c);
+    if (svc->iam_keys == NULL)
+        return LUNA_ERR_UNAVAILABLE;
+    if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+        return LUNA_ERR_UNAUTHENTICATED;
+    luna_jws_verify_opts_init(&o);
+    o.issuer = "lunal://svc/iam";
+    o.audience = svc->s->token_audience; /* a token minted for another service is refused */
+    if (luna_jws_verify(svc->iam_keys, auth + 7, strlen(auth + 7), &o, &claims, NULL) != LUNA_OK)
+        return LUNA_ERR_UNAUTHENTICATED;
+    sub = json_object_get(claims, "sub");
+    tenant = json_object_get(claims, "tenant");
+    roles = json_object_get(claims, "roles");
+    if (!json_is_string(sub) || json_string_length(sub) >= sizeof c->sub ||
+        strlen(json_string_value(sub)) != json_string_length(sub) || !json_is_string(tenant) ||
+        !att_tenant_id_ok(json_string_value(tenant)) || !json_is_array(roles))
+        goto out;
+    json_array_foreach(roles, i, v)
+    {
+        if (!json_is_string(v))
+            goto out;
+        (void)luna_roles_add_name(&c->roles, json_string_value(v));
+    }
+    snprintf(c->sub, sizeof c->sub, "%s", json_string_value(sub));
+    snprintf(c->tenant, sizeof c->tenant, "%s", json_string_value(tenant));
+    err = LUNA_OK;
+    if (ident != NULL && strncmp(ident, client_prefix, sizeof client_prefix - 1) == 0) {
+        const char *t = ident + sizeof client_prefix - 1;
+        size_t n = strlen(c->tenant);
+        if (strncmp(t, c->tenant, n) != 0 || t[n] != '/')
+            err = LUNA_ERR_PERMISSION;
+    }
+out:
+    json_decref(claims);
+    if (err != LUNA_OK)
+        memset(c, 0, sizeof *c);
+    return err;
+}
+
+/* The JSON error of a failed caller_token. */
+static void reply_token_err(luna_http_request *req, luna_err err, const char *what)
+{
+    if (err == LUNA_ERR_UNAVAILABLE)
+        luna_http_reply_error(req, 503, "no_iam_keys",
+                              "operator and tenant routes need attestation_service.iam_jwks");
+    else if (err == LUNA_ERR_PERMISSION)
+        luna_http_reply_error(req, 403, "forbidden", "the token is not this caller's");
+    else
+        luna_http_reply_error(req, 401, "unauthenticated", what);
+}
+
+/*
+ * GET /v1/attestation/history: a tenant reads the rows attributed to it
+ * (att_db.c, by the registry's tenants at appraisal time); the platform
+ * admin reads every row.  A selector naming another tenant's TEE or
+ * deployment gives an empty page, never its rows.
+ */
 static void handle_history(luna_http_request *req, void *arg)
 {
     att_service *svc = arg;
     att_history_query q;
+    att_caller c;
     json_t *items, *ans;
     int64_t next = 0;
     luna_err err;
+    const char *scope;
 
+    err = caller_token(svc, req, &c);
+    if (err != LUNA_OK) {
+        reply_token_err(req, err, "an IAM token for lunal://svc/attestation is required");
+        return;
+    }
+    if (!luna_roles_allow(c.roles, LUNA_PERM_ATTESTATION_READ) &&
+        !luna_roles_allow(c.roles, LUNA_PERM_PLATFORM_ADMIN)) {
+        luna_http_reply_error(req, 403, "forbidden", "attestation.read is required");
+        return;
+    }
+    scope = luna_roles_allow(c.roles, LUNA_PERM_PLATFORM_ADMIN) ? NULL : c.tenant;
     if (att_query_parse(luna_http_request_query(req), &q) != LUNA_OK) {
         luna_http_reply_error(req, 400, "bad_query",
                               "give exactly one of deployment_id or tee_id; limit 1..100");
@@ -466,9 +569,10 @@ static void handle_history(luna_http_request *req, void *arg)
         return;
     }
     err = q.tee_id[0] != '\0'
-              ? att_db_history(svc->db, "tee_id", q.tee_id, q.after, q.limit, items, &next)
-              : att_db_history(svc->db, "deployment_id", q.deployment_id, q.after, q.limit, items,
-                               &next);
+              ? att_db_history(svc->db, scope, "tee_id", q.tee_id, q.after, q.limit, items,
+                               &next)
+              : att_db_history(svc->db, scope, "deployment_id", q.deployment_id, q.after,
+                               q.limit, items, &next);
     if (err != LUNA_OK) {
         json_decref(items);
         luna_http_reply_error(req, 503, "storage_unavailable", "history unavailable");
@@ -486,42 +590,6 @@ static void handle_history(luna_http_request *req, void *arg)
     }
     luna_http_reply_json(req, 200, ans);
     json_decref(ans);
-}
-
-/* An operator: an IAM token whose perms include tees.manage. */
-static luna_err operator_token(att_service *svc, luna_http_request *req, char *sub, size_t cap)
-{
-    const char *auth = luna_http_request_header(req, "Authorization");
-    luna_jws_verify_opts o;
-    json_t *claims = NULL;
-    const json_t *perms, *v;
-    size_t i;
-    bool allowed = false;
-    luna_err err;
-
-    if (svc->iam_keys == NULL)
-        return LUNA_ERR_PERMISSION;
-    if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
-        return LUNA_ERR_UNAUTHENTICATED;
-    luna_jws_verify_opts_init(&o);
-    o.issuer = "lunal://svc/iam";
-    o.audience = svc->s->token_audience; /* a token minted for another service is refused */
-    err = luna_jws_verify(svc->iam_keys, auth + 7, strlen(auth + 7), &o, &claims, NULL);
-    if (err != LUNA_OK)
-        return LUNA_ERR_UNAUTHENTICATED;
-    perms = json_object_get(claims, "perms");
-    json_array_foreach(perms, i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), "tees.manage") == 0)
-            allowed = true;
-    }
-    v = json_object_get(claims, "sub");
-    if (!json_is_string(v) || json_string_length(v) >= cap)
-        allowed = false;
-    else
-        snprintf(sub, cap, "%s", json_string_value(v));
-    json_decref(claims);
-    return allowed ? LUNA_OK : LUNA_ERR_PERMISSION;
 }
 
 /*
@@ -614,14 +682,18 @@ static void handle_tees(luna_http_request *req, void *arg)
     }
     if (slash != NULL && strcmp(slash, "/reinstate") == 0 &&
         strcmp(luna_http_request_method(req), "POST") == 0) {
-        char sub[LUNA_PKI_IDENTITY_MAX + 1];
+        att_caller c;
         att_job *j;
-        luna_err err = operator_token(svc, req, sub, sizeof sub);
+        luna_err err = caller_token(svc, req, &c);
         if (err != LUNA_OK) {
-            luna_http_reply_error(req, err == LUNA_ERR_UNAUTHENTICATED ? 401 : 403,
-                                  err == LUNA_ERR_UNAUTHENTICATED ? "unauthenticated"
-                                                                  : "forbidden",
-                                  "an operator token with tees.manage is required");
+            reply_token_err(req, err, "an operator token for lunal://svc/attestation is required");
+            return;
+        }
+        /* tees.manage inside the operator's tenant; platform.admin anywhere. */
+        bool platform = luna_roles_allow(c.roles, LUNA_PERM_PLATFORM_ADMIN);
+        if (!platform && !luna_roles_allow(c.roles, LUNA_PERM_TEES_MANAGE)) {
+            luna_http_reply_error(req, 403, "forbidden",
+                                  "reinstatement needs tees.manage (the operator role)");
             return;
         }
         j = calloc(1, sizeof *j);
@@ -631,7 +703,9 @@ static void handle_tees(luna_http_request *req, void *arg)
         }
         j->kind = ATT_KIND_REINSTATE;
         snprintf(j->tee_id, sizeof j->tee_id, "%s", id);
-        snprintf(j->actor, sizeof j->actor, "%s", sub);
+        snprintf(j->actor, sizeof j->actor, "%s", c.sub);
+        if (!platform)
+            snprintf(j->scope_tenant, sizeof j->scope_tenant, "%s", c.tenant);
         submit(svc, req, j);
         return;
     }

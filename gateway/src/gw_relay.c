@@ -209,7 +209,7 @@ static const relay_route routes[] = {
     {POST, "/v1/clients", "iam.admin", NULL, &client_schema, B_CLIENT, NOQ, UP_IAM, "POST",
      "/v1/iam/tenants/{t}/principals", A_SECRET, R_TOKEN},
     {GET, "/v1/attestation/history", "attestation.read", NULL, NULL, B_NONE, Q(q_history), UP_ATT,
-     "GET", "/v1/attestation/history", A_JSON, 0},
+     "GET", "/v1/attestation/history", A_JSON, R_TOKEN}, /* tenant-scoped by the token */
     {GET, "/v1/audit/entries", "audit.read", NULL, NULL, B_NONE, Q(q_entries), UP_AUDIT, "GET",
      "/v1/audit/entries", A_JSON, R_TOKEN | R_TENANT_QUERY},
     {GET, "/v1/audit/export", "audit.read", NULL, NULL, B_NONE, Q(q_from_to), UP_AUDIT, "GET",

@@ -1,108 +1,73 @@
 /*
- * iam_rbac.c - the role table: which permissions each role grants.  This
- * table is the whole policy; docs/iam.md reproduces it.
+ * iam_rbac.c - IAM's names for the platform's role table.  The table
+ * itself (which permissions each role grants) lives in core
+ * (core/src/rbac.c, luna/rbac.h) so that IAM and the services that read
+ * the "roles" claim of its tokens decide with one table; docs/iam.md
+ * reproduces it.
  *
- * Must never: grant anything not written in the table (unknown roles and
- * permissions grant nothing), or let a tenant role reach platform
- * administration.
+ * Must never: grow a table of its own (a second table would drift from
+ * the one the services use), or grant anything core's table does not.
  */
-#include <string.h>
+#include "luna/rbac.h"
 
 #include "iam.h"
 
-#define P(x) (1u << (x))
-
-static const char *const role_names[IAM_ROLE__COUNT] = {
-    [IAM_ROLE_TENANT_ADMIN] = "tenant-admin", [IAM_ROLE_KEY_ADMIN] = "key-admin",
-    [IAM_ROLE_OPERATOR] = "operator",         [IAM_ROLE_AUDITOR] = "auditor",
-    [IAM_ROLE_DEVELOPER] = "developer",       [IAM_ROLE_CLIENT] = "client",
-    [IAM_ROLE_PLATFORM_ADMIN] = "platform-admin",
-};
-
-static const char *const perm_names[IAM_PERM__COUNT] = {
-    [IAM_PERM_JOBS_RUN] = "jobs.run",
-    [IAM_PERM_JOBS_READ] = "jobs.read",
-    [IAM_PERM_TEES_READ] = "tees.read",
-    [IAM_PERM_TEES_MANAGE] = "tees.manage",
-    [IAM_PERM_KEYS_READ] = "keys.read",
-    [IAM_PERM_KEYS_MANAGE] = "keys.manage",
-    [IAM_PERM_AUDIT_READ] = "audit.read",
-    [IAM_PERM_ATTESTATION_READ] = "attestation.read",
-    [IAM_PERM_ATTESTATION_VERIFY] = "attestation.verify",
-    [IAM_PERM_DEPLOYMENTS_READ] = "deployments.read",
-    [IAM_PERM_DEPLOYMENTS_REGISTER] = "deployments.register",
-    [IAM_PERM_IAM_READ] = "iam.read",
-    [IAM_PERM_IAM_ADMIN] = "iam.admin",
-    [IAM_PERM_PLATFORM_ADMIN] = "platform.admin",
-};
-
-/*
- * Separation of duties: the tenant admin manages people and credentials
- * but neither runs jobs nor rotates KMS keys; the key admin manages keys
- * only; the auditor reads; the client runs jobs.
- */
-static const uint32_t role_perms[IAM_ROLE__COUNT] = {
-    [IAM_ROLE_TENANT_ADMIN] = P(IAM_PERM_IAM_READ) | P(IAM_PERM_IAM_ADMIN) |
-                              P(IAM_PERM_TEES_READ) | P(IAM_PERM_KEYS_READ) |
-                              P(IAM_PERM_JOBS_READ) | P(IAM_PERM_DEPLOYMENTS_READ) |
-                              P(IAM_PERM_ATTESTATION_READ),
-    [IAM_ROLE_KEY_ADMIN] = P(IAM_PERM_KEYS_READ) | P(IAM_PERM_KEYS_MANAGE),
-    [IAM_ROLE_OPERATOR] = P(IAM_PERM_TEES_READ) | P(IAM_PERM_TEES_MANAGE) |
-                          P(IAM_PERM_JOBS_READ) | P(IAM_PERM_DEPLOYMENTS_READ) |
-                          P(IAM_PERM_ATTESTATION_READ) | P(IAM_PERM_ATTESTATION_VERIFY),
-    [IAM_ROLE_AUDITOR] = P(IAM_PERM_AUDIT_READ) | P(IAM_PERM_ATTESTATION_READ) |
-                         P(IAM_PERM_ATTESTATION_VERIFY) | P(IAM_PERM_TEES_READ) |
-                         P(IAM_PERM_DEPLOYMENTS_READ),
-    [IAM_ROLE_DEVELOPER] = P(IAM_PERM_DEPLOYMENTS_READ) | P(IAM_PERM_DEPLOYMENTS_REGISTER) |
-                           P(IAM_PERM_ATTESTATION_READ) | P(IAM_PERM_ATTESTATION_VERIFY),
-    [IAM_ROLE_CLIENT] = P(IAM_PERM_JOBS_RUN) | P(IAM_PERM_ATTESTATION_READ) |
-                        P(IAM_PERM_ATTESTATION_VERIFY),
-    [IAM_ROLE_PLATFORM_ADMIN] = P(IAM_PERM_PLATFORM_ADMIN),
-};
+/* IAM's enums are core's values under IAM's names: checked, not assumed. */
+_Static_assert((int)IAM_ROLE__COUNT == (int)LUNA_ROLE__COUNT, "role count");
+_Static_assert((int)IAM_ROLE_TENANT_ADMIN == (int)LUNA_ROLE_TENANT_ADMIN, "role value");
+_Static_assert((int)IAM_ROLE_KEY_ADMIN == (int)LUNA_ROLE_KEY_ADMIN, "role value");
+_Static_assert((int)IAM_ROLE_OPERATOR == (int)LUNA_ROLE_OPERATOR, "role value");
+_Static_assert((int)IAM_ROLE_AUDITOR == (int)LUNA_ROLE_AUDITOR, "role value");
+_Static_assert((int)IAM_ROLE_DEVELOPER == (int)LUNA_ROLE_DEVELOPER, "role value");
+_Static_assert((int)IAM_ROLE_CLIENT == (int)LUNA_ROLE_CLIENT, "role value");
+_Static_assert((int)IAM_ROLE_PLATFORM_ADMIN == (int)LUNA_ROLE_PLATFORM_ADMIN, "role value");
+_Static_assert((int)IAM_PERM__COUNT == (int)LUNA_PERM__COUNT, "perm count");
+_Static_assert((int)IAM_PERM_JOBS_RUN == (int)LUNA_PERM_JOBS_RUN, "perm value");
+_Static_assert((int)IAM_PERM_JOBS_READ == (int)LUNA_PERM_JOBS_READ, "perm value");
+_Static_assert((int)IAM_PERM_TEES_READ == (int)LUNA_PERM_TEES_READ, "perm value");
+_Static_assert((int)IAM_PERM_TEES_MANAGE == (int)LUNA_PERM_TEES_MANAGE, "perm value");
+_Static_assert((int)IAM_PERM_KEYS_READ == (int)LUNA_PERM_KEYS_READ, "perm value");
+_Static_assert((int)IAM_PERM_KEYS_MANAGE == (int)LUNA_PERM_KEYS_MANAGE, "perm value");
+_Static_assert((int)IAM_PERM_AUDIT_READ == (int)LUNA_PERM_AUDIT_READ, "perm value");
+_Static_assert((int)IAM_PERM_ATTESTATION_READ == (int)LUNA_PERM_ATTESTATION_READ, "perm value");
+_Static_assert((int)IAM_PERM_ATTESTATION_VERIFY == (int)LUNA_PERM_ATTESTATION_VERIFY,
+               "perm value");
+_Static_assert((int)IAM_PERM_DEPLOYMENTS_READ == (int)LUNA_PERM_DEPLOYMENTS_READ, "perm value");
+_Static_assert((int)IAM_PERM_DEPLOYMENTS_REGISTER == (int)LUNA_PERM_DEPLOYMENTS_REGISTER,
+               "perm value");
+_Static_assert((int)IAM_PERM_IAM_READ == (int)LUNA_PERM_IAM_READ, "perm value");
+_Static_assert((int)IAM_PERM_IAM_ADMIN == (int)LUNA_PERM_IAM_ADMIN, "perm value");
+_Static_assert((int)IAM_PERM_PLATFORM_ADMIN == (int)LUNA_PERM_PLATFORM_ADMIN, "perm value");
 
 const char *iam_role_name(iam_role r)
 {
-    return ((unsigned)r < IAM_ROLE__COUNT) ? role_names[r] : "?";
+    return luna_role_name((luna_role)r);
 }
 
 bool iam_role_from_name(const char *name, iam_role *out)
 {
-    if (name == NULL || out == NULL)
+    luna_role r;
+    if (out == NULL || !luna_role_from_name(name, &r))
         return false;
-    for (unsigned i = 0; i < IAM_ROLE__COUNT; i++) {
-        if (strcmp(name, role_names[i]) == 0) {
-            *out = (iam_role)i;
-            return true;
-        }
-    }
-    return false;
+    *out = (iam_role)r;
+    return true;
 }
 
 const char *iam_perm_name(iam_perm p)
 {
-    return ((unsigned)p < IAM_PERM__COUNT) ? perm_names[p] : "?";
+    return luna_perm_name((luna_perm)p);
 }
 
 bool iam_perm_from_name(const char *name, iam_perm *out)
 {
-    if (name == NULL || out == NULL)
+    luna_perm p;
+    if (out == NULL || !luna_perm_from_name(name, &p))
         return false;
-    for (unsigned i = 0; i < IAM_PERM__COUNT; i++) {
-        if (strcmp(name, perm_names[i]) == 0) {
-            *out = (iam_perm)i;
-            return true;
-        }
-    }
-    return false;
+    *out = (iam_perm)p;
+    return true;
 }
 
 bool iam_roles_allow(iam_roles roles, iam_perm p)
 {
-    if ((unsigned)p >= IAM_PERM__COUNT)
-        return false;
-    for (unsigned r = 0; r < IAM_ROLE__COUNT; r++) {
-        if ((roles & (1u << r)) != 0 && (role_perms[r] & P(p)) != 0)
-            return true;
-    }
-    return false;
+    return luna_roles_allow((luna_roles)roles, (luna_perm)p);
 }

@@ -96,7 +96,8 @@ typedef struct luna_client_opts {
     const luna_pinned_developer *developers;
     size_t n_developers;         /* <= LUNAL_MAX_PINNED */
     const char *default_deployment; /* deployment_id asked for at TEE selection */
-    unsigned timeout_ms;         /* per HTTP call; default 30000 */
+    unsigned timeout_ms;         /* per HTTP call; also bounds the retry waits of
+                                    one request; default 30000 */
     unsigned max_attempts;       /* TEEs tried per request; default 3, max 8 */
     unsigned max_evidence_age;   /* seconds; default 900, max 86400 */
 } luna_client_opts;

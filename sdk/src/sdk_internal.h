@@ -154,6 +154,23 @@ luna_err sdk_token_answer_apply(luna_client *c, const json_t *ans, int64_t now,
 /* Wipes and frees every cached token; the caller holds c->lock. */
 void sdk_tokens_clear(luna_client *c);
 
+/* ---- the pause between attempts (sdk_request.c, docs/sdk.md "Retries") ---- */
+#define SDK_RETRY_AFTER_MAX_S 5u   /* the longest Retry-After honoured */
+#define SDK_BACKOFF_BASE_MS 100u   /* jitter span of the first retry */
+#define SDK_BACKOFF_MAX_MS 2000u   /* jitter span cap (doubles per retry) */
+/*
+ * The wait before retry number `retry` (0: the first) after a retryable
+ * answer with HTTP `status` and `retry_after` seconds (0: no header):
+ * min(retry_after, SDK_RETRY_AFTER_MAX_S) s, plus a jitter of b/2 + rnd
+ * mod (b/2 + 1) ms where b = min(SDK_BACKOFF_BASE_MS << retry,
+ * SDK_BACKOFF_MAX_MS).  So never sooner than the platform asked (up to the
+ * cap) and never two clients in lockstep.  Returns false (no retry) for a
+ * 429 whose Retry-After passes the cap: the limit will not lift in time.
+ * Pure: rnd is the caller's randomness.
+ */
+bool sdk_retry_wait_ms(long status, unsigned retry_after, unsigned retry, uint32_t rnd,
+                       unsigned *wait_ms);
+
 /* ---- answers: parsed leniently (unknown fields ignored), typed access ---- */
 luna_err sdk_json_load(const uint8_t *body, size_t len, json_t **out, char *why) LUNA_MUST_CHECK;
 /* Copies a string member (dotted path) into out[cap]; FORMAT when too long. */

@@ -6,9 +6,12 @@
  * client key) -> double envelope -> run -> result opened and its receipt
  * checked against this request and the attested TEE.  A one-time key and an
  * envelope belong to one TEE and one attempt; a retry starts over with a
- * new request id under the same idempotency key.  Must never send data to
- * a TEE it has not verified, reuse a one-time key, or keep one after use.
+ * new request id under the same idempotency key, after a pause that honours
+ * the platform's Retry-After (capped) with jitter, inside the client's
+ * timeout.  Must never send data to a TEE it has not verified, reuse a
+ * one-time key, keep one after use, or wait without a bound.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,7 +310,17 @@ typedef struct attempt {
     uint8_t otk[SDK_KEY_LEN];
     sdk_tee_verdict verdict;
     bool retryable;
+    long status;          /* the refusing answer's HTTP status */
+    unsigned retry_after; /* its Retry-After in seconds (0: none) */
 } attempt;
+
+/* A retryable refusal: 503 (what the caller says qualifies) or 429. */
+static void mark_retry(attempt *a, const sdk_http_resp *resp, bool unavailable_ok)
+{
+    a->retryable = (resp->status == 503 && unavailable_ok) || resp->status == 429;
+    a->status = resp->status;
+    a->retry_after = resp->retry_after;
+}
 
 static bool id_ok(const char *s, size_t n)
 {
@@ -376,7 +389,7 @@ static luna_err select_and_verify(luna_client *c, const char *deployment, const 
         return err;
     if (resp.status != 200) {
         err = sdk_http_status_err(&resp, "TEE selection", why);
-        a->retryable = resp.status == 503;
+        mark_retry(a, &resp, true);
         goto out;
     }
     LUNA_TRY(sdk_json_load(resp.body, resp.len, &ans, why), out);
@@ -498,7 +511,7 @@ static luna_err get_otk(luna_client *c, const char *job, attempt *a, char *why)
         return err;
     if (resp.status != 200) {
         err = sdk_http_status_err(&resp, "the KMS (one-time key)", why);
-        a->retryable = resp.status == 503;
+        mark_retry(a, &resp, true);
         goto out;
     }
     LUNA_TRY(sdk_json_load(resp.body, resp.len, &ans, why), out);
@@ -588,7 +601,7 @@ static luna_err run_once(luna_client *c, const char *deployment, const char *job
     LUNA_TRY(authed(c, &rq, &resp, why), done);
     if (resp.status != 200) {
         err = sdk_http_status_err(&resp, "the job run", why);
-        a->retryable = resp.status == 503 && strcmp(resp.error_code, "tee_unavailable") == 0;
+        mark_retry(a, &resp, strcmp(resp.error_code, "tee_unavailable") == 0);
         goto done;
     }
 
@@ -626,6 +639,83 @@ done:
     return err;
 }
 
+/* ---- the pause between attempts ---- */
+
+bool sdk_retry_wait_ms(long status, unsigned retry_after, unsigned retry, uint32_t rnd,
+                       unsigned *wait_ms)
+{
+    unsigned span = SDK_BACKOFF_MAX_MS;
+
+    if (wait_ms == NULL)
+        return false;
+    *wait_ms = 0;
+    if (retry_after > SDK_RETRY_AFTER_MAX_S) {
+        if (status == 429)
+            return false;
+        retry_after = SDK_RETRY_AFTER_MAX_S;
+    }
+    /* retry < 5 keeps the shift far from overflow; past it the cap holds. */
+    if (retry < 5u && (SDK_BACKOFF_BASE_MS << retry) < SDK_BACKOFF_MAX_MS)
+        span = SDK_BACKOFF_BASE_MS << retry;
+    *wait_ms = retry_after * 1000u + span / 2u + rnd % (span / 2u + 1u);
+    return true;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000u), .tv_nsec = (long)(ms % 1000u) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Adds why the request stops retrying to the last attempt's reason. */
+static void reason_append(luna_result *r, const char *what, unsigned n, const char *unit)
+{
+    char prev[LUNAL_REASON_MAX];
+
+    snprintf(prev, sizeof prev, "%s", r->reason[0] != 0 ? r->reason : luna_strerror(r->err));
+    sdk_why(r->reason, "%s; not retried: %s %u %s", prev, what, n, unit);
+}
+
+/*
+ * Whether attempt number `done` (1-based) may be followed by another, and
+ * the pause before it.  The request as a whole stays inside the client's
+ * timeout (from t0): a pause that would end past it is not started.
+ */
+static bool pause_before_retry(const luna_client *c, luna_result *r, const attempt *a,
+                               unsigned done, uint64_t t0)
+{
+    uint32_t rnd = 0;
+    unsigned wait = 0;
+
+    if (!a->retryable || done >= c->max_attempts)
+        return false;
+    if (luna_random(&rnd, sizeof rnd) != LUNA_OK)
+        rnd = 0; /* jitter is not a secret: its lower bound is still safe */
+    if (!sdk_retry_wait_ms(a->status, a->retry_after, done - 1u, rnd, &wait)) {
+        reason_append(r, "the platform asks to wait longer than the SDK does (Retry-After)",
+                      a->retry_after, "s");
+        return false;
+    }
+    uint64_t spent = mono_ms() - t0;
+    if (spent >= c->timeout_ms || (uint64_t)wait > c->timeout_ms - spent) {
+        reason_append(r, "the next attempt would start past the client's timeout (timeout_ms)",
+                      c->timeout_ms, "ms");
+        return false;
+    }
+    sleep_ms(wait);
+    return true;
+}
+
 luna_result *luna_request_deployment(luna_client *c, const char *deployment_id, const char *job,
                                      const void *data, size_t len)
 {
@@ -652,12 +742,13 @@ luna_result *luna_request_deployment(luna_client *c, const char *deployment_id, 
         free(a);
         return r;
     }
+    uint64_t t0 = mono_ms();
     for (unsigned i = 0; i < c->max_attempts; i++) {
         memset(a, 0, sizeof *a);
         r->attempts = i + 1;
         r->reason[0] = 0;
         r->err = run_once(c, dep, job, data, len, r, a, r->reason);
-        if (r->err == LUNA_OK || !a->retryable)
+        if (r->err == LUNA_OK || !pause_before_retry(c, r, a, i + 1, t0))
             break;
     }
     if (r->err != LUNA_OK && r->reason[0] == 0)

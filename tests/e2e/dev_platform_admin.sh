@@ -90,6 +90,14 @@ echo "$out" | grep -q '"k1"' && bad "tenant demo sees tenant acme's key"
 expect 0 "tee list (acme)" acme tee list
 echo "$out" | grep -q 'tee-1' && bad "tenant acme sees tenant demo's TEEs"
 expect 2 "tee quarantine (acme, demo's TEE)" acme tee quarantine --id tee-1 --reason "not yours"
+# Attestation history is the caller's tenant's: acme reads nothing of demo's TEEs.
+expect 0 "attestation history (acme, demo's TEE)" acme attestation history --tee tee-1 --json && {
+    has '"items"' "history --json (acme)"
+    echo "$out" | grep -q 'tee-1' && bad "tenant acme reads tenant demo's attestation history: $out"
+}
+expect 0 "attestation history (acme, deployment demo)" acme attestation history --deployment demo --json && {
+    echo "$out" | grep -Eq 'tee-[12]' && bad "tenant acme reads tenant demo's history by deployment: $out"
+}
 # A client may not rotate keys or list API keys.
 expect 2 "keys rotate (client)" client keys rotate --id k1 && has permission_denied "client keys rotate"
 expect 2 "apikey list (client)" client apikey list && has permission_denied "client apikey list"
@@ -126,9 +134,10 @@ has deployments_static "deployment register says why it is refused"
 
 # ---- quarantine: verify exits 1 with the reason ----
 expect 0 "tee quarantine tee-1" admin tee quarantine --id tee-1 --reason "e2e test" && has quarantined "tee quarantine"
-# The reason in words: the attestation service says the registry no longer
-# lists the TEE as active (its status, quarantined, is the KMS's).
-reason_re='quarantin|registry does not list this TEE as active'
+# The reason in code and words: the attestation service names the
+# quarantine ("tee_quarantined", "TEE quarantined: ..."), not a vague
+# "not active" (the status is the KMS registry's).
+reason_re='tee_quarantined.*TEE quarantined: '
 expect 1 "verify of a quarantined TEE" client attestation verify --deployment demo --tee tee-1
 echo "$out" | grep -Eqi "$reason_re" || bad "verify does not say why (quarantine): $out"
 expect 0 "tee quarantine tee-2" admin tee quarantine --id tee-2 --reason "e2e test"

@@ -7,7 +7,11 @@
  * published JWKS, each refusal with its own reason, nonce replay,
  * paginated history, quarantine by re-attestation within one interval
  * (KMS call, alert webhook, audit entry), operator reinstatement only
- * after a fresh successful attestation, and the watchdog.
+ * after a fresh successful attestation, and the watchdog.  Tokens come
+ * from the real luna-iam (tests/support/iam_harness.c): only an operator
+ * reinstates; history is scoped to the token's tenant (tee-a is tenant
+ * acme's, every other stub TEE tenant beta's); a quarantined or revoked
+ * TEE is named so in the reason and its words.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +26,7 @@
 #include <openssl/x509.h>
 
 #include "http_test_util.h"
+#include "iam_harness.h"
 #include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/crypto.h"
@@ -36,7 +41,15 @@
 static htu_env g_env;
 static pid_t g_peers = -1, g_att = -1;
 static uint16_t g_kms, g_audit, g_hook, g_tee_port, g_tee_b_port, g_att_port;
-static luna_jws_signer *g_iam;
+static iamh g_iam;
+/* Tokens minted by the real IAM for this service (downstream "attestation"),
+   except g_tok_gateway (the gateway's own token, another audience). */
+static char *g_tok_op;       /* acme/op: operator */
+static char *g_tok_client;   /* acme/app: client */
+static char *g_tok_auditor;  /* acme/aud: auditor */
+static char *g_tok_beta;     /* beta's owner: every tenant role of beta */
+static char *g_tok_admin;    /* acme/admin: tenant-admin + platform-admin */
+static char *g_tok_gateway;  /* acme/op's gateway token */
 
 static void path_of(const char *name, char *out, size_t cap)
 {
@@ -106,12 +119,17 @@ static int call(const char *cert, const char *method, const char *path, const ch
     luna_http_client_opts o;
     char paths[3][HTU_PATH_MAX];
     luna_http_result res;
-    (void)bearer;
+    char auth[4096];
+    luna_http_header h = {"Authorization", auth};
+    if (bearer != NULL)
+        assert_true((size_t)snprintf(auth, sizeof auth, "Bearer %s", bearer) < sizeof auth);
     htu_client_opts(&g_env, cert, g_att_port, "lunal://svc/attestation", &o, paths);
     o.timeout_sec = 30;
     memset(&res, 0, sizeof res);
-    assert_luna_ok(luna_http_fetch(&o, method, path, body != NULL ? "application/json" : NULL,
-                                   body, body != NULL ? strlen(body) : 0, &res));
+    assert_luna_ok(luna_http_fetch_with(&o, method, path,
+                                        body != NULL ? "application/json" : NULL, body,
+                                        body != NULL ? strlen(body) : 0, &h, bearer != NULL ? 1 : 0,
+                                        &res));
     if (out != NULL) {
         *out = json_loadb((const char *)res.body, res.body_len, 0, NULL);
         if (*out == NULL)
@@ -220,6 +238,64 @@ static bool ready(void)
     return ok;
 }
 
+/* POST as acme's (or beta's) administrator to IAM's admin API; asserts status. */
+static void iam_post(const char *token, const char *path, const char *body, int want, json_t **out)
+{
+    iamh_resp r;
+    iamh_call(&g_iam, "gateway", "POST", path, token, body, &r);
+    if (r.status != want)
+        fail_msg("IAM %s: %d, not %d: %s", path, r.status, want, r.raw);
+    if (out != NULL)
+        *out = json_incref(r.body);
+    iamh_resp_free(&r);
+}
+
+/* A principal of tenant acme with roles (JSON array text, or NULL: kind client). */
+static char *acme_principal_token(const char *admin, const char *id, const char *roles)
+{
+    char body[256], path[256];
+    json_t *ans = NULL;
+    if (roles != NULL)
+        snprintf(body, sizeof body, "{\"principal_id\":\"%s\",\"kind\":\"user\",\"roles\":%s}",
+                 id, roles);
+    else
+        snprintf(body, sizeof body, "{\"principal_id\":\"%s\",\"kind\":\"client\"}", id);
+    iam_post(admin, "/v1/iam/tenants/acme/principals", body, 201, NULL);
+    snprintf(path, sizeof path, "/v1/iam/tenants/acme/principals/%s/api-keys", id);
+    iam_post(admin, path, NULL, 201, &ans);
+    const char *key = json_string_value(json_object_get(ans, "api_key"));
+    assert_non_null(key);
+    char *tok = iamh_token_for(&g_iam, "acme", key, "attestation");
+    json_decref(ans);
+    return tok;
+}
+
+/* luna-iam with tenants acme (bootstrap) and beta, and the tokens above. */
+static void iam_setup(void)
+{
+    iamh_start(&g_iam, 3600, 300);
+    char *admin = iamh_token(&g_iam, "acme", g_iam.admin_key);
+    assert_non_null(admin);
+    g_tok_op = acme_principal_token(admin, "op", "[\"operator\"]");
+    g_tok_client = acme_principal_token(admin, "app", NULL);
+    g_tok_auditor = acme_principal_token(admin, "aud", "[\"auditor\"]");
+    assert_non_null(g_tok_op);
+    assert_non_null(g_tok_client);
+    assert_non_null(g_tok_auditor);
+    json_t *ans = NULL;
+    iam_post(admin, "/v1/iam/tenants", "{\"tenant_id\":\"beta\"}", 201, &ans);
+    const char *beta_key = json_string_value(json_object_get(ans, "api_key"));
+    assert_non_null(beta_key);
+    g_tok_beta = iamh_token_for(&g_iam, "beta", beta_key, "attestation");
+    json_decref(ans);
+    assert_non_null(g_tok_beta);
+    g_tok_admin = iamh_token_for(&g_iam, "acme", g_iam.admin_key, "attestation");
+    assert_non_null(g_tok_admin);
+    g_tok_gateway = iamh_token_for(&g_iam, "acme", g_iam.admin_key, NULL);
+    assert_non_null(g_tok_gateway);
+    free(admin);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -257,16 +333,12 @@ static int setup(void **state)
     g_hook = (uint16_t)h;
     g_tee_port = (uint16_t)t;
 
-    /* IAM's key set: the operator token is signed by "IAM" here. */
-    luna_jws_keyset *ks = NULL;
-    char *jwks = NULL;
-    assert_luna_ok(luna_jws_signer_generate("iam-1", &g_iam));
-    assert_luna_ok(luna_jws_keyset_new(&ks));
-    assert_luna_ok(luna_jws_signer_publish(g_iam, ks));
-    assert_luna_ok(luna_jws_keyset_export(ks, &jwks, NULL));
+    /* The real IAM: its key set is the one this service trusts. */
+    iam_setup();
+    char *jwks = iamh_jwks(&g_iam);
+    assert_non_null(jwks);
     write_file("iam-jwks.json", jwks, 0644);
     free(jwks);
-    luna_jws_keyset_free(ks);
 
     /* The reference values the stub TEE's genuine runtime measures to. */
     uint8_t m[32], s[32];
@@ -318,7 +390,15 @@ static int teardown(void **state)
         kill(g_peers, SIGTERM);
         waitpid(g_peers, &st, 0);
     }
-    luna_jws_signer_free(g_iam);
+    free(g_tok_op);
+    free(g_tok_client);
+    free(g_tok_auditor);
+    free(g_tok_beta);
+    free(g_tok_admin);
+    free(g_tok_gateway);
+    int iam_rc = iamh_stop(&g_iam);
+    if (iam_rc != 0)
+        fprintf(stderr, "luna-iam exited %d\n", iam_rc);
     if (getenv("LUNA_ATT_KEEP") == NULL)
         htu_teardown(&g_env);
     else
@@ -470,7 +550,7 @@ static void test_refusals(void **state)
     while (!file_has("kms.log", "quarantine tee-a nonce_mismatch") && time(NULL) - t0 < 10)
         usleep(100000);
     assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?tee_id=tee-a&limit=1",
-                               NULL, NULL, &ans));
+                               NULL, g_tok_op, &ans));
     const json_t *last = json_array_get(json_object_get(ans, "items"), 0);
     assert_string_equal("refused", json_string_value(json_object_get(last, "status")));
     assert_string_equal("nonce_mismatch", json_string_value(json_object_get(last, "reason")));
@@ -504,31 +584,109 @@ static void test_audit_down_refuses_admission(void **state)
                                NULL));
 }
 
+/* Every item of a history page is of one of the TEEs in want ("tee-a" or "tee-r"). */
+static void page_only(const json_t *page, const char *prefix)
+{
+    const json_t *items = json_object_get(page, "items"), *it;
+    size_t i;
+    assert_non_null(items);
+    json_array_foreach(items, i, it)
+    {
+        const char *tee = str_at(it, "attestation", "tee_id", NULL);
+        assert_non_null(tee);
+        if (strncmp(tee, prefix, strlen(prefix)) != 0)
+            fail_msg("history item of %s in a page that must hold only %s*", tee, prefix);
+    }
+}
+
+static size_t page_size(const json_t *page)
+{
+    return json_array_size(json_object_get(page, "items"));
+}
+
 static void test_history(void **state)
 {
     (void)state;
     json_t *page = NULL;
     assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?tee_id=tee-a&limit=1",
-                               NULL, NULL, &page));
-    assert_int_equal(1, json_array_size(json_object_get(page, "items")));
+                               NULL, g_tok_op, &page));
+    assert_int_equal(1, page_size(page));
     const char *next = str_at(page, "next", NULL, NULL);
     assert_non_null(next);
     char path[160];
     snprintf(path, sizeof path, "/v1/attestation/history?tee_id=tee-a&limit=100&after=%s", next);
     json_t *rest = NULL;
-    assert_int_equal(200, call("gateway", "GET", path, NULL, NULL, &rest));
-    assert_true(json_array_size(json_object_get(rest, "items")) >= 1);
+    assert_int_equal(200, call("gateway", "GET", path, NULL, g_tok_op, &rest));
+    assert_true(page_size(rest) >= 1);
+    page_only(rest, "tee-a");
     json_decref(rest);
     json_decref(page);
     assert_int_equal(400, call("gateway", "GET", "/v1/attestation/history?tee_id=a&tee_id=b", NULL,
-                               NULL, NULL));
-    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?deployment_id=demo",
-                               NULL, NULL, &page));
-    assert_true(json_array_size(json_object_get(page, "items")) >= 2);
+                               g_tok_op, NULL));
+
+    /* Two tenants, one deployment: each reads only its own TEEs' rows. */
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?deployment_id=demo&limit=100",
+                               NULL, g_tok_op, &page));
+    assert_true(page_size(page) >= 2);
+    page_only(page, "tee-a");
     json_decref(page);
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?deployment_id=demo&limit=100",
+                               NULL, g_tok_beta, &page));
+    assert_true(page_size(page) >= 9); /* the refused admissions of tee-r0..r8 */
+    page_only(page, "tee-r");
+    json_decref(page);
+    /* A client and an auditor of acme read acme's rows too (attestation.read). */
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?tee_id=tee-a", NULL,
+                               g_tok_client, &page));
+    assert_true(page_size(page) >= 1);
+    page_only(page, "tee-a");
+    json_decref(page);
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?tee_id=tee-a", NULL,
+                               g_tok_auditor, &page));
+    assert_true(page_size(page) >= 1);
+    json_decref(page);
+
+    /* The other tenant's TEE id: an empty page, never its rows. */
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?tee_id=tee-a&limit=100",
+                               NULL, g_tok_beta, &page));
+    assert_int_equal(0, page_size(page));
+    assert_null(json_object_get(page, "next"));
+    json_decref(page);
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?tee_id=tee-r0", NULL,
+                               g_tok_op, &page));
+    assert_int_equal(0, page_size(page));
+    json_decref(page);
+
+    /* The platform admin reads every tenant's rows. */
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?deployment_id=demo&limit=100",
+                               NULL, g_tok_admin, &page));
+    bool saw_a = false, saw_r = false;
+    const json_t *it;
+    size_t i;
+    json_array_foreach(json_object_get(page, "items"), i, it)
+    {
+        const char *tee = str_at(it, "attestation", "tee_id", NULL);
+        saw_a = saw_a || strcmp(tee, "tee-a") == 0;
+        saw_r = saw_r || strncmp(tee, "tee-r", 5) == 0;
+    }
+    assert_true(saw_a && saw_r);
+    json_decref(page);
+
+    /* No token, another service's token, a forged one: 401 with a JSON error. */
+    assert_int_equal(401, call("gateway", "GET", "/v1/attestation/history?deployment_id=demo",
+                               NULL, NULL, &page));
+    assert_string_equal("unauthenticated", str_at(page, "error", "code", NULL));
+    json_decref(page);
+    assert_int_equal(401, call("gateway", "GET", "/v1/attestation/history?deployment_id=demo",
+                               NULL, g_tok_gateway, NULL));
+    char *forged = strdup(g_tok_op);
+    forged[strlen(forged) - 2] = forged[strlen(forged) - 2] == 'A' ? 'B' : 'A';
+    assert_int_equal(401, call("gateway", "GET", "/v1/attestation/history?deployment_id=demo",
+                               NULL, forged, NULL));
+    free(forged);
     /* tee-host may admit but not read the history. */
     assert_int_equal(403, call("tee-host", "GET", "/v1/attestation/history?deployment_id=demo",
-                               NULL, NULL, NULL));
+                               NULL, g_tok_op, NULL));
 }
 
 static int call_bearer(const char *path, const char *token, json_t **out);
@@ -544,19 +702,28 @@ static void test_quarantine_and_reinstate(void **state)
     assert_true(file_has("att.log", "\"severity\":\"alert\""));
 
     set_mode("tee-a", "genuine");
-    assert_int_equal(401, call_bearer("/v1/attestation/tees/tee-a/reinstate", NULL, NULL));
+    assert_int_equal(401, call_bearer("/v1/attestation/tees/tee-a/reinstate", NULL, &ans));
+    assert_string_equal("unauthenticated", str_at(ans, "error", "code", NULL));
+    json_decref(ans);
     /* A token minted for another service (here the gateway) is refused. */
-    json_t *claims = json_pack("{s:s,s:s,s:s,s:I,s:[s]}", "iss", "lunal://svc/iam", "aud",
-                               LUNA_AUD_GATEWAY, "sub", "op-1", "exp",
-                               (json_int_t)time(NULL) + 300, "perms", "tees.manage");
-    char *token = NULL;
-    assert_luna_ok(luna_jws_sign(g_iam, claims, &token, NULL));
-    assert_int_equal(401, call_bearer("/v1/attestation/tees/tee-a/reinstate", token, NULL));
-    free(token);
-    token = NULL;
-    assert_int_equal(0, json_object_set_new(claims, "aud", json_string(LUNA_AUD_ATTESTATION)));
-    assert_luna_ok(luna_jws_sign(g_iam, claims, &token, NULL));
-    json_decref(claims);
+    assert_int_equal(401, call_bearer("/v1/attestation/tees/tee-a/reinstate", g_tok_gateway, NULL));
+    /* Real IAM tokens: roles, not permissions, are in them.  A client and
+       an auditor hold no tees.manage: 403 with a JSON error, nothing done. */
+    assert_int_equal(403, call_bearer("/v1/attestation/tees/tee-a/reinstate", g_tok_client, &ans));
+    assert_string_equal("forbidden", str_at(ans, "error", "code", NULL));
+    json_decref(ans);
+    assert_int_equal(403, call_bearer("/v1/attestation/tees/tee-a/reinstate", g_tok_auditor, &ans));
+    assert_string_equal("forbidden", str_at(ans, "error", "code", NULL));
+    json_decref(ans);
+    /* Another tenant's operator (beta's owner holds "operator"): tee-a is
+       acme's, so to beta it does not exist. */
+    assert_int_equal(404, call_bearer("/v1/attestation/tees/tee-a/reinstate", g_tok_beta, &ans));
+    assert_string_equal("unknown_tee", str_at(ans, "error", "code", NULL));
+    json_decref(ans);
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/tees/tee-a", NULL, NULL, &ans));
+    assert_string_equal("quarantined", str_at(ans, "state", NULL, NULL));
+    json_decref(ans);
+    const char *token = g_tok_op;
     /* Still modified: no reinstatement without a fresh good attestation. */
     set_mode("tee-a", "modified");
     assert_int_equal(200, call_bearer("/v1/attestation/tees/tee-a/reinstate", token, &ans));
@@ -608,7 +775,91 @@ static void test_quarantine_and_reinstate(void **state)
     assert_true(hung);
     assert_true(missing);
     set_mode("tee-a", "genuine");
-    free(token);
+}
+
+/* POST to the stub KMS registry as this service would (the stub allows only it). */
+static int registry_post(const char *path, const char *body)
+{
+    luna_http_client_opts o;
+    char paths[3][HTU_PATH_MAX];
+    luna_http_result res;
+    htu_client_opts(&g_env, "attestation", g_kms, "lunal://svc/kms", &o, paths);
+    o.timeout_sec = 10;
+    memset(&res, 0, sizeof res);
+    assert_luna_ok(luna_http_fetch(&o, "POST", path, "application/json", body, strlen(body), &res));
+    int status = res.status;
+    luna_http_result_free(&res);
+    return status;
+}
+
+/*
+ * Review: a quarantined TEE is named so, in the reason code and in words
+ * ("TEE quarantined: <reason>"), whether this service quarantined it
+ * (local state, 409) or the KMS registry lists it so (an operator's
+ * quarantine at the KMS: a refused answer).  The registry's word is not
+ * abnormal evidence: no second quarantine, alert or KMS call follows.
+ */
+static void test_quarantine_words(void **state)
+{
+    (void)state;
+    json_t *ans = NULL;
+    static const char body[] = "{\"deployment_id\":\"demo\",\"tee_id\":\"tee-a\"}";
+
+    /* Quarantined here for missing evidence (previous test). */
+    assert_int_equal(409, call("gateway", "POST", "/v1/attestation/verify", body, NULL, &ans));
+    assert_string_equal("tee_quarantined", str_at(ans, "error", "code", NULL));
+    assert_string_equal("TEE quarantined: evidence_missing", str_at(ans, "error", "message", NULL));
+    json_decref(ans);
+    ans = NULL;
+
+    /* Back in service (the hung evidence call may still hold a worker). */
+    set_mode("tee-a", "genuine");
+    int st = 0;
+    for (int i = 0; i < 10 && st != 200; i++) {
+        json_decref(ans);
+        ans = NULL;
+        st = call_bearer("/v1/attestation/tees/tee-a/reinstate", g_tok_op, &ans);
+        if (st != 200)
+            sleep(1);
+    }
+    assert_int_equal(200, st);
+    assert_string_equal("verified", str_at(ans, "status", NULL, NULL));
+    json_decref(ans);
+
+    /* An operator quarantines tee-a at the KMS: the registry says so. */
+    assert_int_equal(200, registry_post("/v1/kms/tees/tee-a/quarantine",
+                                        "{\"reason\":\"operator-at-kms\"}"));
+    assert_int_equal(200, call("gateway", "POST", "/v1/attestation/verify", body, NULL, &ans));
+    assert_string_equal("refused", str_at(ans, "status", NULL, NULL));
+    assert_string_equal("tee_quarantined", str_at(ans, "reason", NULL, NULL));
+    const char *words = str_at(ans, "message", NULL, NULL);
+    assert_non_null(words);
+    assert_memory_equal("TEE quarantined: ", words, 17);
+    assert_null(strstr(words, "does not list this TEE as active"));
+    assert_string_equal("quarantined", str_at(ans, "attestation", "registry_status", NULL));
+    json_decref(ans);
+    /* Rounds meet the same answer; none of them quarantines or alerts again. */
+    sleep(INTERVAL + 1);
+    assert_false(file_has("kms.log", "quarantine tee-a tee_quarantined"));
+    assert_false(file_has("webhook.log", "tee_quarantined"));
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/tees/tee-a", NULL, NULL, &ans));
+    assert_string_equal("active", str_at(ans, "state", NULL, NULL));
+    json_decref(ans);
+    /* The rounds' rows say it too (a round that hung before may land among them). */
+    assert_int_equal(200, call("gateway", "GET", "/v1/attestation/history?tee_id=tee-a&limit=5",
+                               NULL, g_tok_op, &ans));
+    bool named = false;
+    const json_t *it;
+    size_t i;
+    json_array_foreach(json_object_get(ans, "items"), i, it)
+    {
+        const char *k = str_at(it, "attestation", "kind", NULL);
+        const char *why = str_at(it, "reason", NULL, NULL);
+        named = named || (k != NULL && strcmp(k, "reattest") == 0 && why != NULL &&
+                          strcmp(why, "tee_quarantined") == 0);
+    }
+    assert_true(named);
+    json_decref(ans);
 }
 
 static int call_bearer(const char *path, const char *token, json_t **out)
@@ -643,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_audit_down_refuses_admission),
         cmocka_unit_test(test_quarantine_and_reinstate),
+        cmocka_unit_test(test_quarantine_words),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

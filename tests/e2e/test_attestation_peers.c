@@ -104,8 +104,11 @@ static void handle_kms(luna_http_request *req, void *arg)
         return;
     }
     if (slash == NULL) {
-        json_t *b = json_pack("{s:s,s:s,s:s}", "tee_id", id, "status", st, "deployment_id",
-                              DEPLOYMENT);
+        /* Owning tenants as the real registry names them: tee-a is tenant
+           acme's, every other TEE tenant beta's (history scoping). */
+        json_t *b = json_pack("{s:s,s:s,s:s,s:[s]}", "tee_id", id, "status", st,
+                              "deployment_id", DEPLOYMENT, "tenants",
+                              strcmp(id, "tee-a") == 0 ? "acme" : "beta");
         luna_http_reply_json(req, 200, b);
         json_decref(b);
         return;

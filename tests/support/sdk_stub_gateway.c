@@ -92,7 +92,30 @@ static void h_select(luna_http_request *req, void *arg)
         return;
     }
     pthread_mutex_lock(&g->lock);
+    if (g->selects >= 0 && g->selects < 8) {
+        struct timespec ts;
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        g->select_ms[g->selects] = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    }
     g->selects++;
+    int busy = g->busy_left != 0 ? g->busy_status : 0;
+    unsigned after = g->busy_retry_after;
+    if (busy != 0 && g->busy_left > 0)
+        g->busy_left--;
+    if (busy != 0) {
+        char v[16];
+        pthread_mutex_unlock(&g->lock);
+        (void)snprintf(v, sizeof v, "%u", after);
+        if (after > 0 && luna_http_response_header(req, "Retry-After", v) != LUNA_OK) {
+            luna_http_reply_error(req, 500, "internal", "header");
+            return;
+        }
+        if (busy == 429)
+            luna_http_reply_error(req, 429, "rate_limited", "too many requests");
+        else
+            luna_http_reply_error(req, busy, "tee_unavailable", "no TEE can serve now");
+        return;
+    }
     /* Round robin; a dead tee-1 is still offered once (the gateway only
        learns it died when a run fails). */
     tee = (p->next_tee++ % 2) == 0 ? "tee-1" : "tee-2";

@@ -28,9 +28,16 @@ typedef struct stub_gw {
     bool tee1_dead;        /* /v1/jobs/run on tee-1 answers 503 tee_unavailable */
     bool tamper_result;    /* flips a byte of the sealed result */
     bool rogue_evidence;   /* evidence with a measurement not in the manifest */
+    /* /v1/tees/select answers busy_status (503 tee_unavailable or 429
+       rate_limited; 0: off) with "Retry-After: busy_retry_after" (0: no
+       header) to the next busy_left selections (-1: to every one). */
+    int busy_status;
+    unsigned busy_retry_after;
+    int busy_left;
     /* counters */
     int runs;              /* envelopes that reached a TEE */
     int selects;
+    uint64_t select_ms[8]; /* CLOCK_MONOTONIC ms of the first 8 selections */
     char idem[4][80];      /* Idempotency-Key of each run attempt */
     char reqid[4][80];     /* request ids of each run attempt */
     int n_attempts;
