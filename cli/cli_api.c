@@ -61,10 +61,12 @@ static const api_cmd cmds[] = {
      "--tee_id ID --deployment_id D --tee_type sim --mr_enclave HEX [--mr_signer HEX]"},
     {"tee", "quarantine", "POST", "/v1/tees/:id/quarantine", o_reason, "--id TEE [--reason R]"},
     {"deployment", "sign", "-", "-", o_none, "--spec FILE --key FILE [--out FILE] (offline)"},
-    {"deployment", "list", "GET", "/v1/deployments", o_none,
+    {"deployment", "list", "GET", "/v1/attestation/deployments", o_none,
+     "configured and registered deployments (the attestation service's)"},
+    {"deployment", "tees", "GET", "/v1/deployments", o_none,
      "deployments with registered TEEs (from the KMS registry)"},
     {"deployment", "register", "POST", "/v1/deployments", o_none,
-     "--manifest FILE (refused: deployments are configured, docs/cli.md)"},
+     "--manifest FILE: register a manifest `deployment sign` wrote, signed with your key"},
     {"tenant", "list", "GET", "/v1/tenants", o_none, "your tenant and its settings"},
     {"tenant", "create", "POST", "/v1/tenants", o_tenant,
      "--tenant_id ID [--display_name N] [--admin_principal_id P] [--api_key_ttl_sec S]\n"
@@ -113,6 +115,32 @@ static char *read_text_file(const char *path)
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = 0;
     return buf;
+}
+
+/* What a developer does about each refusal of `deployment register`
+   (docs/cli.md); NULL for codes without advice. */
+static const char *register_hint(const char *code)
+{
+    static const struct {
+        const char *code, *hint;
+    } hints[] = {
+        {"bad_manifest", "the file is not a manifest `lunal deployment sign` wrote (or was edited)"},
+        {"bad_signature", "the signature does not verify under the developer key IAM holds for "
+                          "its key id: the manifest was altered or signed with another key"},
+        {"unknown_developer_key", "IAM knows no developer with this signing key: register the "
+                                  "developer (and its public key) first"},
+        {"developer_key_revoked", "the signing key is revoked: sign with the developer's "
+                                  "current key"},
+        {"deployment_conflict", "this id is configured, owned by another developer, or "
+                                "registered with a different manifest of this or a higher "
+                                "version: raise \"version\" and sign again"},
+        {"forbidden", "a developer registers only manifests signed with its own key"},
+        {"permission_denied", "registration needs the developer role (deployments.register)"},
+    };
+    for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++)
+        if (strcmp(hints[i].code, code) == 0)
+            return hints[i].hint;
+    return NULL;
 }
 
 /* `lunal deployment sign --spec FILE --key FILE [--out FILE]`: no network. */
@@ -373,6 +401,8 @@ int cli_cmd_api(const cli_global *g, const char *group, int argc, char **argv)
         const char *msg = json_string_value(json_object_get(eo, "message"));
         fprintf(stderr, "lunal: %s %s: refused (HTTP %ld): %s%s%s\n", group, cmd->sub, status,
                 code != NULL ? code : "error", msg != NULL ? ": " : "", msg != NULL ? msg : "");
+        if (strcmp(cmd->group, "deployment") == 0 && code != NULL && register_hint(code) != NULL)
+            fprintf(stderr, "lunal: %s\n", register_hint(code));
         json_decref(e);
         goto out;
     }

@@ -98,7 +98,7 @@ static void print_report_json(const luna_audit_report *r)
     json_decref(o);
 }
 
-static void print_report(const luna_audit_report *r, bool proof)
+static void print_report(const luna_audit_report *r, bool proof, bool no_witness)
 {
     if (!r->verified) {
         printf("Audit log: NOT VERIFIED\n  %s\n", r->reason);
@@ -113,10 +113,10 @@ static void print_report(const luna_audit_report *r, bool proof)
     else
         printf("  History:    consistent with the kept checkpoint of size %" PRIu64 "\n",
                r->kept_size);
-    if (!r->witness_checked)
+    if (!r->witness_checked && r->witness_size == 0 && !no_witness)
+        printf("  Witness:    NOT checked: it has not cosigned anything yet\n");
+    else if (!r->witness_checked)
         printf("  Witness:    NOT checked (--no-witness)\n");
-    else if (r->witness_size == 0)
-        printf("  Witness:    has not cosigned anything yet\n");
     else
         printf("  Witness:    agrees (cosigned size %" PRIu64 ")\n", r->witness_size);
     for (size_t i = 0; i < r->n_proved; i++) {
@@ -185,7 +185,7 @@ static int cmd_verify(const cli_global *g, int argc, char **argv, bool proof)
     if (json)
         print_report_json(&r);
     else
-        print_report(&r, proof);
+        print_report(&r, proof, o.no_witness);
     rc = r.verified ? CLI_OK : CLI_FAILED;
     if (!r.verified && !json)
         fprintf(stderr, "lunal: audit %s: %s\n", argv[0], r.reason);

@@ -254,6 +254,41 @@ static luna_err start_comp(const dev_ctx *c, const dev_comp *comp, dev_why *why)
     }
 }
 
+/*
+ * The gateway is ready once it has probed its TEEs once, but a TEE's
+ * admission can finish after that probe on a loaded machine: "up" means
+ * the gateway counts every TEE healthy (GET /v1/health), so the first
+ * request after `dev up` never meets no_tee_available.
+ */
+static luna_err wait_tees(const dev_ctx *c, const dev_comp *gw, dev_why *why)
+{
+    uint64_t end = dev_now_ms() + READY_TIMEOUT_MS;
+    json_int_t healthy = -1;
+    for (;;) {
+        luna_http_result r;
+        memset(&r, 0, sizeof r);
+        if (fetch(c, dev_port(c, gw), gw->identity, "GET", "/v1/health", NULL, 2, &r) ==
+                LUNA_OK &&
+            r.status == 200) {
+            json_t *o = json_loadb((const char *)r.body, r.body_len, 0, NULL);
+            const json_t *n = json_object_get(o, "healthy_tees");
+            healthy = json_is_integer(n) ? json_integer_value(n) : -1;
+            json_decref(o);
+        }
+        luna_http_result_free(&r);
+        if (healthy >= (json_int_t)DEV_N_TEES)
+            return LUNA_OK;
+        if (dev_now_ms() >= end) {
+            dev_why_set(why, "the gateway counts %lld of %u TEEs healthy after %u s; see the "
+                             "logs of tee-host and attestation",
+                        (long long)(healthy < 0 ? 0 : healthy), (unsigned)DEV_N_TEES,
+                        READY_TIMEOUT_MS / 1000u);
+            return LUNA_ERR_TIMEOUT;
+        }
+        dev_sleep_ms(200);
+    }
+}
+
 static int stop_all(const dev_ctx *c, bool quiet)
 {
     int rc = 0;
@@ -400,6 +435,9 @@ static int cmd_up(dev_ctx *c)
                 goto fail;
         }
     }
+    step = "TEEs healthy at the gateway";
+    if (comp_named("gateway") == NULL || wait_tees(c, comp_named("gateway"), &why) != LUNA_OK)
+        goto fail;
     step = "client config";
     if (dev_client_config_write(c, &why) != LUNA_OK)
         goto fail;
@@ -408,7 +446,6 @@ static int cmd_up(dev_ctx *c)
            c->dir, c->dir);
     printf("SIMULATED TEEs: development only, no hardware protection.\n");
     rc = 0;
-    (void)comp_named;
     (void)close(lock);
     return rc;
 fail:

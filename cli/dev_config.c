@@ -19,9 +19,9 @@
 #endif
 #include "dev_state.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -162,15 +162,102 @@ static luna_err ensure_cert(const dev_ctx *c, const char *ca_tool, const char *n
  * hsm/ is handed to it, and the state folder gets o+x (traverse only, no
  * listing; everything in it stays 0700/0600).
  */
-static uid_t g_hsm_uid;
-static gid_t g_hsm_gid;
+/* SoftHSM2 keeps hsm/tokens/<token>/<object>: a deeper tree is not ours. */
+#define HSM_TREE_DEPTH 8u
 
-static int chown_hsm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/*
+ * Gives the object open as fd (st: its fstat) to the HSM user.  Already
+ * its own: nothing to do.  Otherwise it must be root's (what we created
+ * before the hand-over), and a file must have one link (a second name
+ * could be anywhere).
+ */
+static luna_err hsm_give_fd(int fd, const struct stat *st, uid_t uid, gid_t gid, dev_why *why)
 {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return lchown(path, g_hsm_uid, g_hsm_gid);
+    if (st->st_uid == uid && st->st_gid == gid)
+        return LUNA_OK;
+    if ((st->st_uid != 0 && st->st_uid != uid) || (S_ISREG(st->st_mode) && st->st_nlink != 1)) {
+        dev_why_set(why, "the HSM folder holds an object (inode %lu) not owned by root or %s, "
+                         "or with several links; left alone",
+                    (unsigned long)st->st_ino, HSM_USER);
+        return LUNA_ERR_PERMISSION;
+    }
+    if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0) {
+        dev_why_set(why, "cannot hand the HSM folder to %s: %s", HSM_USER, strerror(errno));
+        return LUNA_ERR_IO;
+    }
+    return LUNA_OK;
+}
+
+/*
+ * Gives the folder open as dfd and everything below it to uid:gid.  The
+ * HSM user owns this tree already on a second `up` and may swap any name
+ * for a symlink at any moment, so nothing is done by path: each entry is
+ * opened relative to its folder's descriptor without following links
+ * (O_PATH for files: no open side effects), checked to be what was listed,
+ * and changed through that descriptor.  Symlinks and special files are
+ * skipped (never followed).
+ */
+static luna_err hsm_chown_tree(int dfd, unsigned depth, uid_t uid, gid_t gid, dev_why *why)
+{
+    struct stat st;
+    if (fstat(dfd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        dev_why_set(why, "the HSM folder changed while it was handed over");
+        return LUNA_ERR_PERMISSION;
+    }
+    LUNA_GUARD(hsm_give_fd(dfd, &st, uid, gid, why));
+    if (depth >= HSM_TREE_DEPTH) {
+        dev_why_set(why, "the HSM folder is deeper than expected; left alone");
+        return LUNA_ERR_PERMISSION;
+    }
+    int lfd = dup(dfd);
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+    if (d == NULL) {
+        if (lfd >= 0)
+            (void)close(lfd);
+        dev_why_set(why, "cannot list the HSM folder: %s", strerror(errno));
+        return LUNA_ERR_IO;
+    }
+    luna_err err = LUNA_OK;
+    for (;;) {
+        errno = 0;
+        const struct dirent *de = readdir(d);
+        if (de == NULL) {
+            if (errno != 0) {
+                dev_why_set(why, "cannot list the HSM folder: %s", strerror(errno));
+                err = LUNA_ERR_IO;
+            }
+            break;
+        }
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        struct stat est, now;
+        if (fstatat(dfd, de->d_name, &est, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT)
+                continue; /* removed meanwhile: nothing to give */
+            dev_why_set(why, "cannot inspect the HSM folder: %s", strerror(errno));
+            err = LUNA_ERR_IO;
+            break;
+        }
+        if (!S_ISDIR(est.st_mode) && !S_ISREG(est.st_mode))
+            continue;
+        int flags = S_ISDIR(est.st_mode) ? O_RDONLY | O_DIRECTORY | O_NONBLOCK : O_PATH;
+        int efd = openat(dfd, de->d_name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (efd < 0 || fstat(efd, &now) != 0 || now.st_dev != est.st_dev ||
+            now.st_ino != est.st_ino || (now.st_mode & S_IFMT) != (est.st_mode & S_IFMT)) {
+            dev_why_set(why, "the HSM folder changed while it was handed over");
+            err = LUNA_ERR_PERMISSION;
+        } else if (S_ISDIR(now.st_mode)) {
+            err = hsm_chown_tree(efd, depth + 1, uid, gid, why);
+        } else {
+            err = hsm_give_fd(efd, &now, uid, gid, why);
+        }
+        if (efd >= 0)
+            (void)close(efd);
+        if (err != LUNA_OK)
+            break;
+    }
+    (void)closedir(d);
+    return err;
 }
 
 /* name's uid and gid, creating it as a system user (no home, no shell) when absent. */
@@ -210,9 +297,20 @@ static luna_err hsm_hand_over(const dev_ctx *c, const char *hsm_dir, dev_why *wh
 {
     if (geteuid() != 0)
         return LUNA_OK; /* the HSM process shares our uid */
-    LUNA_GUARD(hsm_user_ids(c, &g_hsm_uid, &g_hsm_gid, why));
-    if (nftw(hsm_dir, chown_hsm_one, 8, FTW_PHYS) != 0 || chmod(c->dir, 0711) != 0) {
-        dev_why_set(why, "cannot hand %s to the HSM user %s: %s", hsm_dir, HSM_USER,
+    uid_t hsm_uid = 0;
+    gid_t hsm_gid = 0;
+    LUNA_GUARD(hsm_user_ids(c, &hsm_uid, &hsm_gid, why));
+    /* hsm/ itself sits in root's state folder: only its contents can move. */
+    int fd = open(hsm_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        dev_why_set(why, "cannot open %s: %s", hsm_dir, strerror(errno));
+        return LUNA_ERR_IO;
+    }
+    luna_err err = hsm_chown_tree(fd, 0, hsm_uid, hsm_gid, why);
+    (void)close(fd);
+    LUNA_GUARD(err);
+    if (chmod(c->dir, 0711) != 0) {
+        dev_why_set(why, "cannot open %s to the HSM user %s: %s", c->dir, HSM_USER,
                     strerror(errno));
         return LUNA_ERR_IO;
     }
@@ -349,13 +447,35 @@ static luna_err give(const dev_ctx *c, const char *rel, bool dir, uid_t uid, gid
     return err;
 }
 
-/* Its group must hold no one else: membership is read access to the CA folders. */
+/* Its group must hold no one else: membership is read access to the CA
+   folders.  A member is a supplementary one (gr_mem) or any other user
+   whose primary group it is (the passwd database). */
 static luna_err kms_group_alone(gid_t gid, dev_why *why)
 {
     const struct group *gr = getgrgid(gid);
-    if (gr == NULL || (gr->gr_mem != NULL && gr->gr_mem[0] != NULL &&
-                       (strcmp(gr->gr_mem[0], KMS_USER) != 0 || gr->gr_mem[1] != NULL))) {
-        dev_why_set(why, "the group of %s (gid %u) must exist and have no other member",
+    bool alone = gr != NULL && (gr->gr_mem == NULL || gr->gr_mem[0] == NULL ||
+                                (strcmp(gr->gr_mem[0], KMS_USER) == 0 && gr->gr_mem[1] == NULL));
+    if (alone) {
+        setpwent();
+        for (;;) {
+            errno = 0;
+            const struct passwd *pw = getpwent();
+            if (pw == NULL) {
+                /* A database we could not read to the end proves nothing. */
+                if (errno != 0 && errno != ENOENT)
+                    alone = false;
+                break;
+            }
+            if (pw->pw_gid == gid && strcmp(pw->pw_name, KMS_USER) != 0) {
+                alone = false;
+                break;
+            }
+        }
+        endpwent();
+    }
+    if (!alone) {
+        dev_why_set(why, "the group of %s (gid %u) must exist and have no other member "
+                         "(supplementary or primary)",
                     KMS_USER, (unsigned)gid);
         return LUNA_ERR_CONFIG;
     }
@@ -708,11 +828,13 @@ static json_t *cfg_iam(const dev_ctx *c, json_t *doc)
     static const char *const auth[] = {"gateway", "dev", NULL};
     static const char *const authz[] = {"gateway", "kms", "audit", NULL};
     static const char *const jwks[] = {"gateway", "kms", "audit", "attestation", "dev", NULL};
+    static const char *const devkeys[] = {"attestation", "kms", NULL};
     if (dev_path(c, "keys/iam-master.key", mk, sizeof mk) != LUNA_OK)
         return NULL;
-    json_t *sec = json_pack("{s:s,s:{s:o,s:o,s:o,s:o}}", "master_key_file", mk, "callers",
+    json_t *sec = json_pack("{s:s,s:{s:o,s:o,s:o,s:o,s:o}}", "master_key_file", mk, "callers",
                             "authenticate", svc_list(auth), "authorize", svc_list(authz),
-                            "admin", svc_list(auth), "jwks", svc_list(jwks));
+                            "admin", svc_list(auth), "jwks", svc_list(jwks),
+                            "developer_keys", svc_list(devkeys));
     return sec != NULL && json_object_set_new(doc, "iam", sec) == 0 ? doc : NULL;
 }
 
@@ -792,11 +914,13 @@ static json_t *cfg_attestation(const dev_ctx *c, json_t *doc)
     if (dep == NULL)
         return NULL;
     json_object_del(dep, "developer_key");
-    json_t *sec = json_pack("{s:i,s:i,s:i,s:s,s:o,s:o,s:s,s:s,s:s,s:s,s:[o]}", "interval_seconds",
-                            30, "grace_seconds", 60, "min_tcb_level", 1, "sim_collateral", col,
-                            "kms", endpoint(c, "kms"), "audit", endpoint(c, "audit"),
-                            "report_key", rk, "tee_ca_dir", teeca, "tee_ca_passphrase_file", pass,
-                            "iam_jwks", jwks, "deployments", dep);
+    /* iam: developer keys for deployment registration (docs/attestation.md). */
+    json_t *sec = json_pack("{s:i,s:i,s:i,s:s,s:o,s:o,s:o,s:s,s:s,s:s,s:s,s:[o]}",
+                            "interval_seconds", 30, "grace_seconds", 60, "min_tcb_level", 1,
+                            "sim_collateral", col, "kms", endpoint(c, "kms"), "audit",
+                            endpoint(c, "audit"), "iam", endpoint(c, "iam"), "report_key", rk,
+                            "tee_ca_dir", teeca, "tee_ca_passphrase_file", pass, "iam_jwks", jwks,
+                            "deployments", dep);
     if (sec == NULL || json_object_set_new(doc, "attestation_service", sec) != 0)
         return NULL;
     return json_object_set_new(doc, "attestation", sim_attestation(c)) == 0 ? doc : NULL;
@@ -836,6 +960,19 @@ static json_t *cfg_kms(const dev_ctx *c, json_t *doc)
         "callers", "otk", svc_list(otk), "registry", svc_list(registry), "keys", svc_list(keys),
         "attestation", "lunal://svc/attestation");
     json_decref(dep);
+    /* Developer keys for registered deployments (POST /v1/kms/deployments,
+       called by the attestation service only). */
+    static const char *const deployments[] = {"attestation", NULL};
+    json_t *iam_ep = endpoint(c, "iam");
+    if (sec != NULL && (iam_ep == NULL ||
+                        json_object_set_new(iam_ep, "identity", json_string("lunal://svc/iam")) !=
+                            0 ||
+                        json_object_set_new(sec, "iam", iam_ep) != 0 ||
+                        json_object_set_new(json_object_get(sec, "callers"), "deployments",
+                                            svc_list(deployments)) != 0)) {
+        json_decref(sec);
+        return NULL;
+    }
     /* As root: shed root for KMS_USER once the HSM process runs. */
     if (sec != NULL && geteuid() == 0 &&
         json_object_set_new(sec, "user", json_string(KMS_USER)) != 0) {

@@ -119,6 +119,7 @@ typedef struct att_settings {
     uint32_t tee_cert_hours;
     att_endpoint kms;
     att_endpoint audit;
+    att_endpoint iam;            /* host "" = none: registration answers 503 */
     char webhook_url[ATT_URL_MAX + 1]; /* "" = no webhook */
     const char *report_key;      /* Ed25519 seed file (created when absent) */
     char report_kid[ATT_KEY_ID_MAX + 1];
@@ -255,6 +256,11 @@ luna_err att_db_list_tees(luna_store *db, att_tee_state state, char (*ids)[ATT_T
  * caller's (json_decref).
  */
 luna_err att_db_latest_report(luna_store *db, const char *tee_id, json_t **out) LUNA_MUST_CHECK;
+/* Up to cap active TEEs of a deployment, most recently attested first
+ * (*n of them; LUNA_ERR_NOT_FOUND when none). */
+luna_err att_db_active_tees(luna_store *db, const char *deployment_id,
+                            char (*ids)[ATT_TEE_ID_MAX + 1], size_t cap,
+                            size_t *n) LUNA_MUST_CHECK;
 /* The active TEE of a deployment attested most recently. */
 luna_err att_db_pick_tee(luna_store *db, const char *deployment_id,
                          char tee_id[ATT_TEE_ID_MAX + 1]) LUNA_MUST_CHECK;
@@ -290,6 +296,16 @@ bool att_tenant_id_ok(const char *s);
 
 /* ---- peers (att_peers.c) ---- */
 
+/* One developer key as IAM answers GET /v1/iam/developer-keys/{key_id}. */
+typedef struct att_dev_key {
+    char key_id[ATT_KEY_ID_MAX + 1];
+    char tenant[ATT_TENANT_MAX + 1];
+    char developer_id[ATT_DEV_ID_MAX + 1];
+    char display_name[ATT_DEV_ID_MAX + 1]; /* "" when IAM's is longer */
+    uint8_t public_key[ATT_KEY_LEN];
+    bool revoked;
+} att_dev_key;
+
 typedef struct att_peers {
     const att_settings *s;
     char tee_ca_file[1024]; /* the TEE CA certificate, to reach TEEs */
@@ -316,6 +332,16 @@ luna_err att_kms_activate(const att_peers *p, const char *tee_id, const char *ev
 /* POST /v1/kms/tees/{id}/quarantine: status quarantined, every bound key revoked. */
 luna_err att_kms_quarantine(const att_peers *p, const char *tee_id, const char *reason,
                             const char *att_id) LUNA_MUST_CHECK;
+/* GET IAM /v1/iam/developer-keys/{key_id}: LUNA_ERR_NOT_FOUND when IAM
+   does not know it, LUNA_ERR_UNAVAILABLE when IAM is not configured or
+   not reachable, LUNA_ERR_FORMAT for an answer outside its schema. */
+luna_err att_iam_developer_key(const att_peers *p, const char *key_id,
+                               att_dev_key *out) LUNA_MUST_CHECK;
+/* POST /v1/kms/deployments {"manifest"}: *status the KMS's HTTP status and
+   code its error code ("" on success).  An error only when the KMS could
+   not be asked (LUNA_ERR_UNAVAILABLE). */
+luna_err att_kms_register_deployment(const att_peers *p, const char *manifest, int *status,
+                                     char code[ATT_REASON_MAX]) LUNA_MUST_CHECK;
 /* POST <address>/v1/tee/evidence {"nonce"}: *ev malloc'd. */
 luna_err att_tee_evidence(const att_peers *p, const char *tee_id, const char *address,
                           const uint8_t nonce[ATT_NONCE_LEN], uint8_t **ev, size_t *ev_len,
@@ -352,6 +378,7 @@ typedef enum att_kind {
     ATT_KIND_VERIFY = 2,
     ATT_KIND_REATTEST = 3,
     ATT_KIND_REINSTATE = 4,
+    ATT_KIND_REGISTER = 5, /* a deployment manifest (att_deployments.c) */
 } att_kind;
 
 typedef struct att_admit_input {
@@ -396,6 +423,43 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
                        const char *deployment_id, const char *actor, const char *scope_tenant,
                        const char *request_id, att_answer *ans);
 
+/* ---- registered deployments (att_deployments.c) ---- */
+
+struct att_deps;
+
+/* Who asks to register (from the verified IAM token). */
+typedef struct att_reg_caller {
+    char sub[LUNA_PKI_IDENTITY_MAX + 1]; /* "<tenant>/<principal>" */
+    char tenant[ATT_TENANT_MAX + 1];
+    bool platform;                       /* platform.admin: any developer's manifest */
+} att_reg_caller;
+
+/* Loads the registered deployments from db (each manifest re-verified
+   against its stored key) and builds their verifier.  Before the workers. */
+luna_err att_deps_open(att_service *svc, char *msg, size_t msg_cap) LUNA_MUST_CHECK;
+void att_deps_close(att_service *svc);
+/* Copies the deployment id (configured first, then registered) into *out;
+   false when neither knows it.  Any thread. */
+bool att_deps_find(att_service *svc, const char *id, att_deployment *out);
+/* att_appraise with the verifier that holds the deployment's references. */
+luna_err att_deps_appraise(att_service *svc, int type, const uint8_t *ev, size_t ev_len,
+                           const char *deployment, const uint8_t nonce[ATT_NONCE_LEN],
+                           int64_t now, att_appraisal *a) LUNA_MUST_CHECK;
+/* Re-reads the collateral into every verifier (the round timer). */
+void att_deps_refresh(att_service *svc);
+/* POST /v1/attestation/deployments, on a worker (IAM, KMS, audit calls). */
+void att_deps_register(att_worker *w, const char *manifest, const att_reg_caller *c,
+                       const char *request_id, att_answer *ans);
+/* Version order (docs/attestation.md): <0, 0, >0. */
+int att_deps_version_cmp(const char *a, const char *b);
+/* The kid of a manifest's canonical header into kid (48 bytes: the
+   47-character key id and its NUL); LUNA_ERR_FORMAT otherwise.  Only finds
+   the key to ask IAM for: luna_manifest_verify checks everything. */
+luna_err att_deps_manifest_kid(const char *jws, char kid[48]) LUNA_MUST_CHECK;
+/* GET /v1/attestation/deployments: configured + registered; tenant NULL =
+   every registered one (platform admin).  NULL on allocation failure. */
+json_t *att_deps_list(att_service *svc, const char *tenant);
+
 /* ---- service (att_service.c) ---- */
 
 struct event;
@@ -410,6 +474,7 @@ struct att_service {
     size_t jwks_len;
     luna_pki_ca *tee_ca;
     luna_jws_keyset *iam_keys; /* NULL: no operator endpoints */
+    struct att_deps *deps;     /* registered deployments (att_deployments.c) */
     att_peers peers;
     pthread_mutex_t state_lock; /* serialises TEE state transitions */
     /* queue */

@@ -82,6 +82,8 @@ static const luna_json_field section_fields[] = {
      .object = &endpoint_schema},
     {.name = "audit", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
      .object = &endpoint_schema},
+    /* IAM's developer-key lookup (deployment registration); optional. */
+    {.name = "iam", .type = LUNA_JSON_T_OBJECT, .object = &endpoint_schema},
     {.name = "webhook_url", .type = LUNA_JSON_T_STRING, .min_len = 8, .max_len = ATT_URL_MAX,
      .pattern = LUNA_JSON_PAT_PRINTABLE},
     {.name = "report_key", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
@@ -306,6 +308,8 @@ luna_err att_config_load(const char *path, att_config **out, char *msg, size_t m
     s->tee_cert_hours = get_u32(root, "attestation_service.tee_cert_hours", 24);
     LUNA_TRY(load_endpoint(root, "attestation_service.kms", &s->kms), bad);
     LUNA_TRY(load_endpoint(root, "attestation_service.audit", &s->audit), bad);
+    if (json_object_get(json_object_get(root, "attestation_service"), "iam") != NULL)
+        LUNA_TRY(load_endpoint(root, "attestation_service.iam", &s->iam), bad);
     if (luna_json_get_string(root, "attestation_service.webhook_url", &str, NULL) == LUNA_OK)
         LUNA_TRY(copy_str(s->webhook_url, sizeof s->webhook_url, str), bad);
     LUNA_TRY(luna_json_get_string(root, "attestation_service.report_key", &s->report_key, NULL),

@@ -59,10 +59,28 @@
     " PRIMARY KEY (tenant_id, seq));"                                                              \
     "CREATE INDEX att_history_tenants_seq ON att_history_tenants (seq);"
 
+/*
+ * v3: deployments registered at run time (att_deployments.c).  The row
+ * keeps the signed manifest and the developer key IAM named, so every
+ * start re-verifies it instead of trusting the columns.
+ */
+#define ATT_SCHEMA_V3(BLOB)                                                                        \
+    "CREATE TABLE att_deployments ("                                                               \
+    " deployment_id TEXT PRIMARY KEY,"                                                             \
+    " version TEXT NOT NULL,"                                                                      \
+    " tenant_id TEXT NOT NULL,"                                                                    \
+    " developer_id TEXT NOT NULL,"                                                                 \
+    " developer_name TEXT NOT NULL,"                                                               \
+    " public_key " BLOB " NOT NULL,"                                                               \
+    " manifest TEXT NOT NULL,"                                                                     \
+    " registered_by TEXT NOT NULL,"                                                                \
+    " registered_at BIGINT NOT NULL);"
+
 static const luna_store_migration migrations[] = {
     {1, ATT_SCHEMA_V1("INTEGER PRIMARY KEY", "BLOB"),
      ATT_SCHEMA_V1("BIGSERIAL PRIMARY KEY", "BYTEA")},
     {2, ATT_SCHEMA_V2, NULL},
+    {3, ATT_SCHEMA_V3("BLOB"), ATT_SCHEMA_V3("BYTEA")},
 };
 
 const char *att_tee_state_name(att_tee_state s)
@@ -437,6 +455,35 @@ luna_err att_db_list_tees(luna_store *db, att_tee_state state, char (*ids)[ATT_T
         (*n)++;
     }
     err = LUNA_OK;
+out:
+    luna_store_rows_free(rows);
+    return err;
+}
+
+luna_err att_db_active_tees(luna_store *db, const char *deployment_id,
+                            char (*ids)[ATT_TEE_ID_MAX + 1], size_t cap, size_t *n)
+{
+    luna_store_rows *rows = NULL;
+    luna_err err;
+    bool has;
+    const char *s;
+    size_t len;
+    luna_store_param p[2] = {luna_store_p_text(deployment_id), luna_store_p_int64((int64_t)cap)};
+    *n = 0;
+    LUNA_GUARD(luna_store_query(db,
+                                "SELECT tee_id FROM att_tees WHERE deployment_id = ?1 AND state "
+                                "= 1 ORDER BY last_ok DESC, tee_id LIMIT ?2",
+                                p, 2, &rows));
+    for (;;) {
+        LUNA_TRY(luna_store_rows_next(rows, &has), out);
+        if (!has || *n == cap)
+            break;
+        LUNA_TRY(luna_store_col_text(rows, 0, &s, &len), out);
+        LUNA_TRY_ENSURE(len <= ATT_TEE_ID_MAX, LUNA_ERR_STORAGE, out);
+        memcpy(ids[*n], s, len + 1);
+        (*n)++;
+    }
+    err = *n > 0 ? LUNA_OK : LUNA_ERR_NOT_FOUND;
 out:
     luna_store_rows_free(rows);
     return err;

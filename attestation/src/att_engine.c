@@ -54,6 +54,7 @@ static const char *kind_name(att_kind k)
     case ATT_KIND_VERIFY: return "verify";
     case ATT_KIND_REATTEST: return "reattest";
     case ATT_KIND_REINSTATE: return "reinstate";
+    case ATT_KIND_REGISTER: return "register";
     }
     return "unknown";
 }
@@ -140,7 +141,8 @@ out:
 /* The answer: DESIGN.md section 6 fields, then ours. */
 static json_t *build_answer(att_service *svc, const att_result *r)
 {
-    const att_deployment *d = att_settings_deployment(svc->s, r->deployment_id);
+    att_deployment dep;
+    const att_deployment *d = att_deps_find(svc, r->deployment_id, &dep) ? &dep : NULL;
     const att_claims *c = &r->ap.claims;
     bool ok = strcmp(r->status, "verified") == 0;
     char ts[32];
@@ -395,6 +397,31 @@ static bool tenants_have(const char *list, const char *tenant)
     return false;
 }
 
+/*
+ * A verify scoped to a tenant picks among the deployment's active TEEs
+ * only one the KMS registry lists for that tenant: ownership lives in the
+ * registry, not here.  Bounded: the most recently attested few.
+ */
+#define ATT_PICK_MAX 16
+static luna_err pick_owned_tee(att_worker *w, const char *deployment_id, const char *tenant,
+                               char tee_id[ATT_TEE_ID_MAX + 1])
+{
+    char ids[ATT_PICK_MAX][ATT_TEE_ID_MAX + 1];
+    size_t n = 0;
+    att_registry_entry reg;
+    bool unconfirmed = false;
+    LUNA_GUARD(att_db_active_tees(w->db, deployment_id, ids, ATT_PICK_MAX, &n));
+    for (size_t i = 0; i < n; i++) {
+        luna_err err = att_kms_get_tee(&w->svc->peers, ids[i], &reg);
+        if (err == LUNA_OK && tenants_have(reg.tenants, tenant)) {
+            memcpy(tee_id, ids[i], sizeof ids[i]);
+            return LUNA_OK;
+        }
+        unconfirmed = unconfirmed || (err != LUNA_OK && err != LUNA_ERR_NOT_FOUND);
+    }
+    return unconfirmed ? LUNA_ERR_UNAVAILABLE : LUNA_ERR_NOT_FOUND;
+}
+
 void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
                        const char *deployment_id, const char *actor, const char *scope_tenant,
                        const char *request_id, att_answer *ans)
@@ -415,11 +442,15 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
     r.kind = kind;
     r.now = (int64_t)time(NULL);
     if (tee_id == NULL) {
-        err = att_db_pick_tee(w->db, deployment_id, r.tee_id);
+        err = scope_tenant != NULL ? pick_owned_tee(w, deployment_id, scope_tenant, r.tee_id)
+                                   : att_db_pick_tee(w->db, deployment_id, r.tee_id);
         if (err != LUNA_OK) {
             error_answer(ans, err == LUNA_ERR_NOT_FOUND ? 404 : 503,
-                         err == LUNA_ERR_NOT_FOUND ? "no_active_tee" : "storage_unavailable",
-                         "no active TEE runs this deployment");
+                         err == LUNA_ERR_NOT_FOUND     ? "no_active_tee"
+                         : err == LUNA_ERR_UNAVAILABLE ? "registry_unavailable"
+                                                       : "storage_unavailable",
+                         err == LUNA_ERR_NOT_FOUND ? "no active TEE runs this deployment"
+                                                   : "no TEE could be confirmed right now");
             return;
         }
     } else {
@@ -447,6 +478,13 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
         bool unknown = reg_err == LUNA_OK || reg_err == LUNA_ERR_NOT_FOUND;
         error_answer(ans, unknown ? 404 : 503, unknown ? "unknown_tee" : "registry_unavailable",
                      unknown ? "no such admitted TEE" : "the registry could not be asked");
+        return;
+    }
+    /* A verify names the deployment it expects: a TEE of another one is
+       answered exactly like an unknown TEE. */
+    if (kind == ATT_KIND_VERIFY && deployment_id != NULL &&
+        strcmp(deployment_id, tee.deployment_id) != 0) {
+        error_answer(ans, 404, "unknown_tee", "no such admitted TEE");
         return;
     }
     if (tee.state == ATT_TEE_REVOKED) {
@@ -479,8 +517,8 @@ void att_engine_attest(att_worker *w, att_kind kind, const char *tee_id,
     }
     r.evidence = ev;
     r.evidence_len = ev_len;
-    err = att_appraise(svc->verifier, att_evidence_type_parse(r.evidence_type), ev, ev_len,
-                       r.deployment_id, nonce, 0, &r.ap);
+    err = att_deps_appraise(svc, att_evidence_type_parse(r.evidence_type), ev, ev_len,
+                            r.deployment_id, nonce, 0, &r.ap);
     if (err != LUNA_OK) {
         r.status = "unavailable";
         snprintf(r.reason, sizeof r.reason, "internal");
@@ -655,8 +693,8 @@ void att_engine_admit(att_worker *w, const att_admit_input *in, const char *requ
         return;
     }
     if (att_admit_nonce(in->nonce, in->tls_spki, in->tls_spki_len, expected) != LUNA_OK ||
-        att_appraise(svc->verifier, att_evidence_type_parse(in->evidence_type), in->evidence,
-                     in->evidence_len, r.deployment_id, expected, 0, &r.ap) != LUNA_OK) {
+        att_deps_appraise(svc, att_evidence_type_parse(in->evidence_type), in->evidence,
+                          in->evidence_len, r.deployment_id, expected, 0, &r.ap) != LUNA_OK) {
         error_answer(ans, 500, "internal", "appraisal failed");
         return;
     }

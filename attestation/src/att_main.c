@@ -178,6 +178,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "luna-attestation: storage: %s\n", luna_strerror(err));
         goto out;
     }
+    err = att_deps_open(&svc, msg, sizeof msg);
+    if (err != LUNA_OK) {
+        fprintf(stderr, "luna-attestation: %s\n", msg);
+        goto out;
+    }
     base = event_base_new();
     if (base == NULL)
         goto out;
@@ -216,6 +221,7 @@ out:
     luna_http_server_free(srv);
     if (base != NULL)
         event_base_free(base);
+    att_deps_close(&svc);
     luna_store_close(svc.db);
     luna_jws_keyset_free(svc.iam_keys);
     luna_pki_ca_free(svc.tee_ca);

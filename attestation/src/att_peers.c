@@ -18,6 +18,7 @@
 #include "luna/bytes.h"
 #include "luna/json.h"
 #include "luna/log.h"
+#include "luna/manifest.h"
 
 #include "att.h"
 
@@ -378,4 +379,106 @@ void att_alert(const att_peers *p, const char *event, const char *tee_id, const 
                   LUNA_LOG_STR("event", event), LUNA_LOG_ERR("error", err));
     free(text);
     json_decref(body);
+}
+
+/* ---- deployment registration: IAM's developer keys, the KMS ---- */
+
+/* A key id as luna/manifest.h defines it: 16 lowercase hex pairs joined by ':'. */
+static bool key_id_ok(const char *s)
+{
+    if (strlen(s) != LUNA_MANIFEST_KEY_ID_LEN)
+        return false;
+    for (size_t i = 0; i < LUNA_MANIFEST_KEY_ID_LEN; i++) {
+        char ch = s[i];
+        bool colon = i % 3 == 2;
+        if (colon ? ch != ':' : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+luna_err att_iam_developer_key(const att_peers *p, const char *key_id, att_dev_key *out)
+{
+    luna_http_client_opts o;
+    char path[96], status_text[16], pk_text[64];
+    json_t *ans = NULL;
+    int status = 0;
+    size_t n = 0;
+    luna_err err;
+
+    memset(out, 0, sizeof *out);
+    if (!key_id_ok(key_id))
+        return LUNA_ERR_INVALID_ARG;
+    if (p->s->iam.host[0] == '\0' || p->s->iam.port == 0)
+        return LUNA_ERR_UNAVAILABLE;
+    snprintf(path, sizeof path, "/v1/iam/developer-keys/%s", key_id);
+    client_opts(p, &p->s->iam, NULL, 0, "lunal://svc/iam", &o);
+    LUNA_GUARD(fetch_json(&o, "GET", path, NULL, &status, &ans));
+    if (status == 404) {
+        err = LUNA_ERR_NOT_FOUND;
+        goto out;
+    }
+    LUNA_TRY_ENSURE(status == 200 && ans != NULL, LUNA_ERR_UNAVAILABLE, out);
+    /* IAM is authenticated, but a key id, tenant or developer id that is
+       not the strict grammar never reaches a comparison or a log line. */
+    LUNA_TRY(copy_field(ans, "key_id", out->key_id, sizeof out->key_id, true), out);
+    LUNA_TRY(copy_field(ans, "tenant_id", out->tenant, sizeof out->tenant, true), out);
+    LUNA_TRY(copy_field(ans, "developer_id", out->developer_id, sizeof out->developer_id, true),
+             out);
+    LUNA_TRY(copy_field(ans, "public_key", pk_text, sizeof pk_text, true), out);
+    LUNA_TRY(copy_field(ans, "status", status_text, sizeof status_text, true), out);
+    if (copy_field(ans, "display_name", out->display_name, sizeof out->display_name, false) !=
+        LUNA_OK)
+        out->display_name[0] = '\0'; /* longer than we show: shown as the id only */
+    LUNA_TRY_ENSURE(strcmp(out->key_id, key_id) == 0 && att_tenant_id_ok(out->tenant) &&
+                        att_deployment_id_ok(out->developer_id),
+                    LUNA_ERR_FORMAT, out);
+    LUNA_TRY(luna_b64url_decode(pk_text, strlen(pk_text), out->public_key,
+                                sizeof out->public_key, &n),
+             out);
+    LUNA_TRY_ENSURE(n == ATT_KEY_LEN, LUNA_ERR_FORMAT, out);
+    if (strcmp(status_text, "active") == 0)
+        out->revoked = false;
+    else if (strcmp(status_text, "revoked") == 0)
+        out->revoked = true;
+    else
+        LUNA_TRY_ENSURE(false, LUNA_ERR_FORMAT, out);
+    err = LUNA_OK;
+out:
+    json_decref(ans);
+    if (err != LUNA_OK && err != LUNA_ERR_NOT_FOUND)
+        LUNA_LOGF(LUNA_LOG_WARN, ATT_COMPONENT, "developer key lookup failed",
+                  LUNA_LOG_ERR("error", err));
+    if (err != LUNA_OK)
+        memset(out, 0, sizeof *out);
+    return err;
+}
+
+luna_err att_kms_register_deployment(const att_peers *p, const char *manifest, int *status,
+                                     char code[ATT_REASON_MAX])
+{
+    luna_http_client_opts o;
+    json_t *body, *ans = NULL;
+    const char *c;
+    luna_err err;
+
+    *status = 0;
+    code[0] = '\0';
+    body = json_pack("{s:s}", "manifest", manifest);
+    if (body == NULL)
+        return LUNA_ERR_NOMEM;
+    client_opts(p, &p->s->kms, NULL, 0, ATT_KMS_IDENTITY, &o);
+    err = fetch_json(&o, "POST", "/v1/kms/deployments", body, status, &ans);
+    json_decref(body);
+    if (err != LUNA_OK) {
+        LUNA_LOGF(LUNA_LOG_WARN, ATT_COMPONENT, "KMS deployment registration unreachable",
+                  LUNA_LOG_ERR("error", err));
+        return LUNA_ERR_UNAVAILABLE;
+    }
+    c = json_string_value(json_object_get(json_object_get(ans, "error"), "code"));
+    /* Only a code of the error grammar is repeated to our caller. */
+    if (*status >= 300 && c != NULL && strlen(c) < ATT_REASON_MAX && att_deployment_id_ok(c))
+        memcpy(code, c, strlen(c) + 1);
+    json_decref(ans);
+    return LUNA_OK;
 }

@@ -23,6 +23,7 @@
 #include "luna/crypto.h"
 #include "luna/json.h"
 #include "luna/log.h"
+#include "luna/manifest.h"
 #include "luna/rbac.h"
 
 #include "att.h"
@@ -36,6 +37,8 @@ typedef struct att_job {
     char scope_tenant[ATT_TENANT_MAX + 1]; /* reinstatement: "" = not scoped */
     char request_id[LUNA_HTTP_REQUEST_ID_MAX + 1];
     att_admit_input admit;
+    char *manifest;         /* ATT_KIND_REGISTER: the JWS */
+    att_reg_caller reg;     /* ATT_KIND_REGISTER: who asks */
     luna_http_request *req; /* NULL for scheduled work */
     att_answer ans;
     int64_t enqueued_at;
@@ -51,6 +54,7 @@ static void job_free(att_job *j)
     if (j == NULL)
         return;
     free(j->admit.evidence);
+    free(j->manifest);
     json_decref(j->ans.body);
     free(j);
 }
@@ -114,6 +118,8 @@ static void *worker_main(void *arg)
         atomic_store(&w->busy_since, now_s());
         if (j->kind == ATT_KIND_ADMIT)
             att_engine_admit(w, &j->admit, j->request_id, &j->ans);
+        else if (j->kind == ATT_KIND_REGISTER)
+            att_deps_register(w, j->manifest, &j->reg, j->request_id, &j->ans);
         else
             att_engine_attest(w, j->kind, j->tee_id[0] != '\0' ? j->tee_id : NULL,
                               j->deployment_id, j->actor,
@@ -232,6 +238,7 @@ static void on_round(evutil_socket_t fd, short what, void *arg)
     if (err != LUNA_OK)
         LUNA_LOGF(LUNA_LOG_WARN, ATT_COMPONENT, "collateral refresh failed",
                   LUNA_LOG_ERR("error", err));
+    att_deps_refresh(svc);
     ids = calloc(ATT_QUEUE_MAX, sizeof *ids);
     if (ids == NULL)
         return;
@@ -310,6 +317,86 @@ static void handle_jwks(luna_http_request *req, void *arg)
     luna_http_reply(req, 200, "application/json", svc->jwks_json, svc->jwks_len);
 }
 
+/* The verified IAM token of a caller (docs/iam.md, "Roles"). */
+typedef struct att_caller {
+    char sub[LUNA_PKI_IDENTITY_MAX + 1];
+    char tenant[ATT_TENANT_MAX + 1];
+    luna_roles roles;
+} att_caller;
+
+/*
+ * Authorization: Bearer <IAM token> for this service's audience
+ * (docs/protocol.md "Token audiences"): signature against iam_jwks,
+ * issuer, expiry, then sub, tenant and roles, which must all be there and
+ * well formed.  Roles are mapped to permissions by the platform's one
+ * table (luna/rbac.h); an unknown role name grants nothing.  A client
+ * calling directly (lunal://client/<tenant>/<principal>) must hold a token
+ * of its own tenant.  LUNA_ERR_UNAUTHENTICATED: no or bad token;
+ * LUNA_ERR_PERMISSION: a good token that is not this caller's;
+ * LUNA_ERR_UNAVAILABLE: no key set configured.
+ */
+static luna_err caller_token(att_service *svc, luna_http_request *req, att_caller *c)
+{
+    static const char client_prefix[] = "lunal://client/";
+    const char *auth = luna_http_request_header(req, "Authorization");
+    const char *ident = luna_http_request_identity(req);
+    luna_jws_verify_opts o;
+    json_t *claims = NULL;
+    const json_t *roles, *sub, *tenant, *v;
+    size_t i;
+    luna_err err = LUNA_ERR_UNAUTHENTICATED;
+
+    memset(c, 0, sizeof *c);
+    if (svc->iam_keys == NULL)
+        return LUNA_ERR_UNAVAILABLE;
+    if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+        return LUNA_ERR_UNAUTHENTICATED;
+    luna_jws_verify_opts_init(&o);
+    o.issuer = "lunal://svc/iam";
+    o.audience = svc->s->token_audience; /* a token minted for another service is refused */
+    if (luna_jws_verify(svc->iam_keys, auth + 7, strlen(auth + 7), &o, &claims, NULL) != LUNA_OK)
+        return LUNA_ERR_UNAUTHENTICATED;
+    sub = json_object_get(claims, "sub");
+    tenant = json_object_get(claims, "tenant");
+    roles = json_object_get(claims, "roles");
+    if (!json_is_string(sub) || json_string_length(sub) >= sizeof c->sub ||
+        strlen(json_string_value(sub)) != json_string_length(sub) || !json_is_string(tenant) ||
+        !att_tenant_id_ok(json_string_value(tenant)) || !json_is_array(roles))
+        goto out;
+    json_array_foreach(roles, i, v)
+    {
+        if (!json_is_string(v))
+            goto out;
+        (void)luna_roles_add_name(&c->roles, json_string_value(v));
+    }
+    snprintf(c->sub, sizeof c->sub, "%s", json_string_value(sub));
+    snprintf(c->tenant, sizeof c->tenant, "%s", json_string_value(tenant));
+    err = LUNA_OK;
+    if (ident != NULL && strncmp(ident, client_prefix, sizeof client_prefix - 1) == 0) {
+        const char *t = ident + sizeof client_prefix - 1;
+        size_t n = strlen(c->tenant);
+        if (strncmp(t, c->tenant, n) != 0 || t[n] != '/')
+            err = LUNA_ERR_PERMISSION;
+    }
+out:
+    json_decref(claims);
+    if (err != LUNA_OK)
+        memset(c, 0, sizeof *c);
+    return err;
+}
+
+/* The JSON error of a failed caller_token. */
+static void reply_token_err(luna_http_request *req, luna_err err, const char *what)
+{
+    if (err == LUNA_ERR_UNAVAILABLE)
+        luna_http_reply_error(req, 503, "no_iam_keys",
+                              "operator and tenant routes need attestation_service.iam_jwks");
+    else if (err == LUNA_ERR_PERMISSION)
+        luna_http_reply_error(req, 403, "forbidden", "the token is not this caller's");
+    else
+        luna_http_reply_error(req, 401, "unauthenticated", what);
+}
+
 static const luna_json_field verify_fields[] = {
     {.name = "deployment_id", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
      .min_len = 1, .max_len = ATT_DEPLOYMENT_MAX, .pattern = LUNA_JSON_PAT_IDENT},
@@ -325,6 +412,24 @@ static void handle_verify(luna_http_request *req, void *arg)
     const char *dep, *tee = NULL;
     att_job *j;
 
+    /*
+     * The caller's IAM token (forwarded by the gateway) decides whose TEEs
+     * may be verified: a verify forces an evidence round and answers with
+     * the TEE's state and report, so another tenant's TEE must look like
+     * no TEE at all.  Anonymous tokens carry no roles and are scoped to
+     * their tenant like everyone else; only the platform admin is not.
+     */
+    att_caller c;
+    luna_err terr = caller_token(svc, req, &c);
+    if (terr != LUNA_OK) {
+        reply_token_err(req, terr, "an IAM token for lunal://svc/attestation is required");
+        return;
+    }
+    bool platform = luna_roles_allow(c.roles, LUNA_PERM_PLATFORM_ADMIN);
+    if (!platform && c.roles != 0 && !luna_roles_allow(c.roles, LUNA_PERM_ATTESTATION_VERIFY)) {
+        luna_http_reply_error(req, 403, "forbidden", "attestation.verify is required");
+        return;
+    }
     if (parse_body(req, &verify_schema, &body) != LUNA_OK)
         return;
     if (luna_json_get_string(body, "deployment_id", &dep, NULL) != LUNA_OK ||
@@ -333,7 +438,8 @@ static void handle_verify(luna_http_request *req, void *arg)
         luna_http_reply_error(req, 400, "bad_request", "malformed tee_id");
         return;
     }
-    if (att_settings_deployment(svc->s, dep) == NULL) {
+    att_deployment known;
+    if (!att_deps_find(svc, dep, &known)) {
         json_decref(body);
         luna_http_reply_error(req, 404, "unknown_deployment", "no such deployment");
         return;
@@ -348,7 +454,9 @@ static void handle_verify(luna_http_request *req, void *arg)
     snprintf(j->deployment_id, sizeof j->deployment_id, "%s", dep);
     if (tee != NULL)
         snprintf(j->tee_id, sizeof j->tee_id, "%s", tee);
-    snprintf(j->actor, sizeof j->actor, "%s", luna_http_request_identity(req));
+    snprintf(j->actor, sizeof j->actor, "%s", c.sub);
+    if (!platform)
+        snprintf(j->scope_tenant, sizeof j->scope_tenant, "%s", c.tenant);
     json_decref(body);
     submit(svc, req, j);
 }
@@ -449,86 +557,6 @@ bad:
     json_decref(body);
     job_free(j);
     luna_http_reply_error(req, 400, "bad_request", "malformed admission request");
-}
-
-/* The verified IAM token of a caller (docs/iam.md, "Roles"). */
-typedef struct att_caller {
-    char sub[LUNA_PKI_IDENTITY_MAX + 1];
-    char tenant[ATT_TENANT_MAX + 1];
-    luna_roles roles;
-} att_caller;
-
-/*
- * Authorization: Bearer <IAM token> for this service's audience
- * (docs/protocol.md "Token audiences"): signature against iam_jwks,
- * issuer, expiry, then sub, tenant and roles, which must all be there and
- * well formed.  Roles are mapped to permissions by the platform's one
- * table (luna/rbac.h); an unknown role name grants nothing.  A client
- * calling directly (lunal://client/<tenant>/<principal>) must hold a token
- * of its own tenant.  LUNA_ERR_UNAUTHENTICATED: no or bad token;
- * LUNA_ERR_PERMISSION: a good token that is not this caller's;
- * LUNA_ERR_UNAVAILABLE: no key set configured.
- */
-static luna_err caller_token(att_service *svc, luna_http_request *req, att_caller *c)
-{
-    static const char client_prefix[] = "lunal://client/";
-    const char *auth = luna_http_request_header(req, "Authorization");
-    const char *ident = luna_http_request_identity(req);
-    luna_jws_verify_opts o;
-    json_t *claims = NULL;
-    const json_t *roles, *sub, *tenant, *v;
-    size_t i;
-    luna_err err = LUNA_ERR_UNAUTHENTICATED;
-
-    memset(c, 0, sizeof *c);
-    if (svc->iam_keys == NULL)
-        return LUNA_ERR_UNAVAILABLE;
-    if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
-        return LUNA_ERR_UNAUTHENTICATED;
-    luna_jws_verify_opts_init(&o);
-    o.issuer = "lunal://svc/iam";
-    o.audience = svc->s->token_audience; /* a token minted for another service is refused */
-    if (luna_jws_verify(svc->iam_keys, auth + 7, strlen(auth + 7), &o, &claims, NULL) != LUNA_OK)
-        return LUNA_ERR_UNAUTHENTICATED;
-    sub = json_object_get(claims, "sub");
-    tenant = json_object_get(claims, "tenant");
-    roles = json_object_get(claims, "roles");
-    if (!json_is_string(sub) || json_string_length(sub) >= sizeof c->sub ||
-        strlen(json_string_value(sub)) != json_string_length(sub) || !json_is_string(tenant) ||
-        !att_tenant_id_ok(json_string_value(tenant)) || !json_is_array(roles))
-        goto out;
-    json_array_foreach(roles, i, v)
-    {
-        if (!json_is_string(v))
-            goto out;
-        (void)luna_roles_add_name(&c->roles, json_string_value(v));
-    }
-    snprintf(c->sub, sizeof c->sub, "%s", json_string_value(sub));
-    snprintf(c->tenant, sizeof c->tenant, "%s", json_string_value(tenant));
-    err = LUNA_OK;
-    if (ident != NULL && strncmp(ident, client_prefix, sizeof client_prefix - 1) == 0) {
-        const char *t = ident + sizeof client_prefix - 1;
-        size_t n = strlen(c->tenant);
-        if (strncmp(t, c->tenant, n) != 0 || t[n] != '/')
-            err = LUNA_ERR_PERMISSION;
-    }
-out:
-    json_decref(claims);
-    if (err != LUNA_OK)
-        memset(c, 0, sizeof *c);
-    return err;
-}
-
-/* The JSON error of a failed caller_token. */
-static void reply_token_err(luna_http_request *req, luna_err err, const char *what)
-{
-    if (err == LUNA_ERR_UNAVAILABLE)
-        luna_http_reply_error(req, 503, "no_iam_keys",
-                              "operator and tenant routes need attestation_service.iam_jwks");
-    else if (err == LUNA_ERR_PERMISSION)
-        luna_http_reply_error(req, 403, "forbidden", "the token is not this caller's");
-    else
-        luna_http_reply_error(req, 401, "unauthenticated", what);
 }
 
 /*
@@ -712,6 +740,71 @@ static void handle_tees(luna_http_request *req, void *arg)
     luna_http_reply_error(req, 404, "not_found", "no such resource");
 }
 
+/*
+ * /v1/attestation/deployments: POST registers a developer's signed
+ * manifest (deployments.register for its own manifests, platform.admin
+ * for any; the checks and the IAM, KMS and audit calls run on a worker,
+ * att_deployments.c); GET lists configured and registered deployments
+ * (deployments.read: the caller's tenant's registered ones; platform
+ * admin: all).
+ */
+static const luna_json_field register_fields[] = {
+    {.name = "manifest", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
+     .max_len = LUNA_MANIFEST_MAX_LEN, .pattern = LUNA_JSON_PAT_IDENT},
+};
+static const luna_json_schema register_schema = {register_fields, 1, NULL};
+
+static void handle_deployments(luna_http_request *req, void *arg)
+{
+    att_service *svc = arg;
+    att_caller c;
+    json_t *body = NULL, *ans;
+    const char *m;
+    bool platform;
+    luna_err err = caller_token(svc, req, &c);
+
+    if (err != LUNA_OK) {
+        reply_token_err(req, err, "an IAM token for lunal://svc/attestation is required");
+        return;
+    }
+    platform = luna_roles_allow(c.roles, LUNA_PERM_PLATFORM_ADMIN);
+    if (strcmp(luna_http_request_method(req), "GET") == 0) {
+        if (!platform && !luna_roles_allow(c.roles, LUNA_PERM_DEPLOYMENTS_READ)) {
+            luna_http_reply_error(req, 403, "forbidden", "deployments.read is required");
+            return;
+        }
+        ans = att_deps_list(svc, platform ? NULL : c.tenant);
+        if (ans == NULL) {
+            luna_http_reply_err(req, LUNA_ERR_NOMEM);
+            return;
+        }
+        luna_http_reply_json(req, 200, ans);
+        json_decref(ans);
+        return;
+    }
+    if (!platform && !luna_roles_allow(c.roles, LUNA_PERM_DEPLOYMENTS_REGISTER)) {
+        luna_http_reply_error(req, 403, "forbidden", "deployments.register is required");
+        return;
+    }
+    if (parse_body(req, &register_schema, &body) != LUNA_OK)
+        return;
+    att_job *j = calloc(1, sizeof *j);
+    if (j == NULL || luna_json_get_string(body, "manifest", &m, NULL) != LUNA_OK ||
+        (j->manifest = strdup(m)) == NULL) {
+        job_free(j);
+        json_decref(body);
+        luna_http_reply_err(req, LUNA_ERR_NOMEM);
+        return;
+    }
+    json_decref(body);
+    j->kind = ATT_KIND_REGISTER;
+    snprintf(j->reg.sub, sizeof j->reg.sub, "%s", c.sub);
+    snprintf(j->reg.tenant, sizeof j->reg.tenant, "%s", c.tenant);
+    j->reg.platform = platform;
+    snprintf(j->actor, sizeof j->actor, "%s", c.sub);
+    submit(svc, req, j);
+}
+
 static bool ready_fn(void *arg)
 {
     att_service *svc = arg;
@@ -740,6 +833,8 @@ luna_err att_service_routes(att_service *svc, luna_http_server *srv)
         {LUNA_HTTP_GET, "/v1/attestation/history", readers, 3, NULL, handle_history, svc},
         {LUNA_HTTP_GET | LUNA_HTTP_POST, "/v1/attestation/tees/*", operators, 2, NULL, handle_tees,
          svc},
+        {LUNA_HTTP_GET | LUNA_HTTP_POST, "/v1/attestation/deployments", operators, 2, NULL,
+         handle_deployments, svc},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         LUNA_GUARD(luna_http_server_add_route(srv, &routes[i]));

@@ -34,6 +34,7 @@
 #define RELAY_UP_PATH_MAX (GW_RELAY_PATH_MAX + GW_QUERY_MAX + 64u)
 #define RELAY_TEXT_MAX (64u * 1024u) /* a checkpoint or other text answer */
 #define RELAY_DEPLOYMENTS_MAX 256u
+#define RELAY_MANIFEST_MAX 8192u /* = LUNA_MANIFEST_MAX_LEN (luna/manifest.h) */
 
 typedef enum relay_up {
     UP_NONE = 0, /* answered by the gateway itself */
@@ -149,9 +150,11 @@ static const luna_json_field client_fields[] = {
 };
 static const luna_json_schema client_schema = {client_fields, 2, NULL};
 
+/* A manifest is a compact JWS: base64url parts and dots only, at most
+   LUNA_MANIFEST_MAX_LEN bytes (luna/manifest.h). */
 static const luna_json_field deployment_fields[] = {
     {.name = "manifest", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED, .min_len = 1,
-     .max_len = GW_JSON_MAX_BYTES, .pattern = LUNA_JSON_PAT_PRINTABLE},
+     .max_len = RELAY_MANIFEST_MAX, .pattern = LUNA_JSON_PAT_IDENT},
 };
 static const luna_json_schema deployment_schema = {deployment_fields, 1, NULL};
 
@@ -193,8 +196,8 @@ static const relay_route routes[] = {
      "/v1/kms/keys/{0}/revoke", A_JSON, R_TOKEN},
     {GET, "/v1/deployments", "deployments.read", PLATFORM, NULL, B_NONE, NOQ, UP_KMS, "GET",
      "/v1/kms/tees", A_DEPLOYMENTS, R_TOKEN},
-    {POST, "/v1/deployments", NULL, NULL, &deployment_schema, B_NONE, NOQ,
-     UP_NONE, NULL, NULL, A_JSON, 0},
+    {POST, "/v1/deployments", "deployments.register", PLATFORM, &deployment_schema, B_COPY, NOQ,
+     UP_ATT, "POST", "/v1/attestation/deployments", A_JSON, R_TOKEN},
     {GET, "/v1/tenants", "iam.read", NULL, NULL, B_NONE, NOQ, UP_IAM, "GET",
      "/v1/iam/tenants/{t}", A_TENANT_LIST, R_TOKEN},
     {POST, "/v1/tenants", PLATFORM, NULL, &tenant_create_schema, B_COPY, NOQ, UP_IAM, "POST",
@@ -210,6 +213,8 @@ static const relay_route routes[] = {
      "/v1/iam/tenants/{t}/principals", A_SECRET, R_TOKEN},
     {GET, "/v1/attestation/history", "attestation.read", NULL, NULL, B_NONE, Q(q_history), UP_ATT,
      "GET", "/v1/attestation/history", A_JSON, R_TOKEN}, /* tenant-scoped by the token */
+    {GET, "/v1/attestation/deployments", "deployments.read", PLATFORM, NULL, B_NONE, NOQ, UP_ATT,
+     "GET", "/v1/attestation/deployments", A_JSON, R_TOKEN}, /* tenant-scoped by the token */
     {GET, "/v1/audit/entries", "audit.read", NULL, NULL, B_NONE, Q(q_entries), UP_AUDIT, "GET",
      "/v1/audit/entries", A_JSON, R_TOKEN | R_TENANT_QUERY},
     {GET, "/v1/audit/export", "audit.read", NULL, NULL, B_NONE, Q(q_from_to), UP_AUDIT, "GET",
@@ -239,6 +244,7 @@ static const struct {
     {POST, "/v1/apikeys/*"},
     {POST, "/v1/clients"},
     {GET, "/v1/attestation/history"},
+    {GET, "/v1/attestation/deployments"},
     {GET, "/v1/audit/*"},
 };
 
@@ -947,11 +953,8 @@ static void handle_relay(luna_http_request *req, void *arg)
     }
     const relay_route *rt = c->rt;
     if (rt->up == UP_NONE) {
-        /* POST /v1/deployments: nothing to authorize, nothing is done
-           (docs/protocol.md, "Relayed routes"). */
-        ctx_fail(c, 501, "deployments_static",
-                 "deployments are configured in the attestation service and the KMS; "
-                 "no component registers them at run time yet");
+        /* No route of the table is answered by the gateway itself today. */
+        ctx_fail(c, 501, "not_implemented", "this route is not relayed");
         return;
     }
     /* A principal named as the *target* of an IAM route stays inside the

@@ -346,6 +346,10 @@ const char *gw_forward_authorization(const luna_http_request *req)
     if (h == NULL || gw_parse_authorization(h, &kind, &tok, &len) != LUNA_OK ||
         kind != GW_AUTH_BEARER)
         return NULL;
+    /* The services accept exactly "Bearer "; another casing would pass
+       here and fail there, after the gateway had already counted it. */
+    if (strncmp(h, "Bearer ", 7) != 0)
+        return NULL;
     return h;
 }
 
@@ -354,6 +358,53 @@ static void reply_no_downstream(luna_http_request *req)
 {
     reply_error(req, 401, "missing_downstream_token",
                 "this route needs the downstream service's token in " GW_DOWNSTREAM_AUTH, NULL);
+}
+
+/*
+ * The downstream token of a flow route (TEE selection, one-time key,
+ * verify), checked as the downstream will check it - IAM's signature and
+ * issuer, the downstream's audience - and bound to the caller: the same
+ * tenant and principal as the gateway token, so nobody pairs their own
+ * gateway token (rate limits, audit) with someone else's KMS or
+ * attestation token.  Replies, frees c and returns NULL on refusal.
+ */
+static const char *flow_downstream(gw_ctx *c, const char *audience)
+{
+    const char *h = gw_forward_authorization(c->req);
+    gw_auth_kind kind;
+    const char *tok;
+    size_t tok_len;
+    if (h == NULL || gw_parse_authorization(h, &kind, &tok, &tok_len) != LUNA_OK) {
+        reply_no_downstream(c->req);
+        ctx_free(c);
+        return NULL;
+    }
+    if (c->g->keys == NULL) {
+        reply_retry(c->req, 503, "not_ready", "token keys not loaded yet", 1);
+        ctx_free(c);
+        return NULL;
+    }
+    luna_jws_verify_opts o;
+    luna_jws_verify_opts_init(&o);
+    o.skew = c->g->set.clock_skew_sec;
+    o.issuer = c->g->set.token_issuer;
+    o.audience = audience;
+    json_t *claims = NULL;
+    luna_err err = luna_jws_verify(c->g->keys, tok, tok_len, &o, &claims, NULL);
+    const char *t = json_string_value(json_object_get(claims, "tenant"));
+    const char *p = json_string_value(json_object_get(claims, "principal"));
+    bool same = err == LUNA_OK && t != NULL && p != NULL && strcmp(t, c->who.tenant) == 0 &&
+                strcmp(p, c->who.principal) == 0;
+    json_decref(claims);
+    if (!same) {
+        reply_error(c->req, 401,
+                    err == LUNA_ERR_EXPIRED ? "downstream_token_expired"
+                                            : "invalid_downstream_token",
+                    "the downstream token is not valid for this route and caller", NULL);
+        ctx_free(c);
+        return NULL;
+    }
+    return h;
 }
 
 /* Verifies the bearer token locally; replies and returns false on refusal. */
@@ -918,12 +969,9 @@ static void select_next(gw_ctx *c)
         char path[32 + GW_ID_MAX];
         (void)snprintf(path, sizeof(path), "/v1/kms/tees/%s", c->g->tees[i].conf.id);
         /* The client's KMS token: the KMS shows it only TEEs serving its tenant. */
-        const luna_http_header auth = {"Authorization", gw_forward_authorization(c->req)};
-        if (auth.value == NULL) {
-            reply_no_downstream(c->req);
-            ctx_free(c);
+        const luna_http_header auth = {"Authorization", flow_downstream(c, LUNA_AUD_KMS)};
+        if (auth.value == NULL)
             return;
-        }
         luna_err err = luna_http_client_request_with(c->g->kms, "GET", path, NULL, NULL, 0,
                                                      luna_http_request_id(c->req), &auth, 1,
                                                      on_registry, c);
@@ -1027,11 +1075,9 @@ static void otk_send(gw_ctx *c)
         ctx_fail(c, 500, "internal_error", "internal error");
         return;
     }
-    const luna_http_header auth = {"Authorization", gw_forward_authorization(c->req)};
+    const luna_http_header auth = {"Authorization", flow_downstream(c, LUNA_AUD_KMS)};
     if (auth.value == NULL) {
         free(text);
-        reply_no_downstream(c->req);
-        ctx_free(c);
         return;
     }
     luna_err err = luna_http_client_request_with(c->g->kms, "POST", "/v1/kms/otk", GW_ERR_JSON,
@@ -1277,11 +1323,9 @@ static void verify_send(gw_ctx *c)
         ctx_fail(c, 500, "internal_error", "internal error");
         return;
     }
-    const luna_http_header auth = {"Authorization", gw_forward_authorization(c->req)};
+    const luna_http_header auth = {"Authorization", flow_downstream(c, LUNA_AUD_ATTESTATION)};
     if (auth.value == NULL) {
         free(text);
-        reply_no_downstream(c->req);
-        ctx_free(c);
         return;
     }
     luna_err err = luna_http_client_request_with(c->g->att, "POST", "/v1/attestation/verify",

@@ -248,11 +248,13 @@ typedef struct iam_route_callers {
     iam_callers authorize;    /* POST /v1/iam/authorize */
     iam_callers admin;        /* the admin API (bearer token as well) */
     iam_callers jwks;         /* GET /v1/iam/jwks */
+    iam_callers devkeys;      /* GET /v1/iam/developer-keys/{key_id} (no token) */
 } iam_route_callers;
 
 typedef struct iam_service iam_service;
 struct event_base;
 struct luna_http_server;
+struct luna_http_request;
 
 /*
  * The service over an open, migrated store.  Takes ownership of db and
@@ -264,6 +266,16 @@ luna_err iam_service_new(struct event_base *base, luna_store *db, luna_secret *m
 /* Registers every route on srv; callers are copied by the server. */
 luna_err iam_service_routes(iam_service *s, struct luna_http_server *srv,
                             const iam_route_callers *callers) LUNA_MUST_CHECK;
+/*
+ * iam_devkeys.c: GET /v1/iam/developer-keys/{key_id}, the public-key
+ * lookup the attestation service and the KMS make before trusting a
+ * deployment manifest (docs/iam.md).  arg is the service's luna_store.
+ */
+#define IAM_DEVKEYS_PREFIX "/v1/iam/developer-keys/"
+void iam_devkeys_handle(struct luna_http_request *req, void *arg);
+/* True when s is a key id as luna_manifest_key_id writes it. */
+bool iam_devkey_id_valid(const char *s);
+
 /* For the server's ready callback: a signing key is active. */
 bool iam_service_ready(void *s);
 void iam_service_free(iam_service *s);

@@ -2071,6 +2071,8 @@ luna_err iam_service_routes(iam_service *s, struct luna_http_server *srv,
          c->admin.list, c->admin.n, "application/json", handle_tenant_tree, s},
         {LUNA_HTTP_POST, "/v1/iam/signing-keys/rotate", c->admin.list, c->admin.n,
          "application/json", handle_rotate, s},
+        {LUNA_HTTP_GET, IAM_DEVKEYS_PREFIX "*", c->devkeys.list, c->devkeys.n, NULL,
+         iam_devkeys_handle, s->db},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         LUNA_GUARD(luna_http_server_add_route(srv, &routes[i]));

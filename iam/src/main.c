@@ -40,8 +40,9 @@ static const luna_json_field callers_fields[] = {
     CALLERS_FIELD("authorize"),
     CALLERS_FIELD("admin"),
     CALLERS_FIELD("jwks"),
+    CALLERS_FIELD("developer_keys"),
 };
-static const luna_json_schema callers_schema = {callers_fields, 4, NULL};
+static const luna_json_schema callers_schema = {callers_fields, 5, NULL};
 
 static const luna_json_field iam_fields[] = {
     {.name = "master_key_file", .type = LUNA_JSON_T_STRING, .flags = LUNA_JSON_REQUIRED,
@@ -251,6 +252,10 @@ static int cmd_serve(int argc, char **argv)
     cfg_callers(cfg, "iam.callers.authorize", "lunal://svc/*", &callers.authorize);
     cfg_callers(cfg, "iam.callers.admin", "lunal://svc/gateway", &callers.admin);
     cfg_callers(cfg, "iam.callers.jwks", LUNA_HTTP_ALLOW_ANY_PLATFORM, &callers.jwks);
+    cfg_callers(cfg, "iam.callers.developer_keys", "lunal://svc/attestation", &callers.devkeys);
+    if (luna_json_get_array(luna_config_json(cfg), "iam.callers.developer_keys", NULL, NULL) !=
+        LUNA_OK)
+        callers.devkeys.list[callers.devkeys.n++] = "lunal://svc/kms";
     err = iam_service_routes(svc, srv, &callers);
     if (err != LUNA_OK) {
         LUNA_LOGF(LUNA_LOG_ERROR, COMPONENT, "bad route configuration", LUNA_LOG_ERR("err", err));

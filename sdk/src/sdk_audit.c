@@ -527,10 +527,47 @@ static luna_err parse_key(const char *text, luna_note_verifier *out, const char 
     return LUNA_OK;
 }
 
+/*
+ * The witness's answer crosses the gateway too: a cosigned checkpoint is
+ * remembered beside the kept one (<state>.witness), so an answer that
+ * later says "nothing cosigned" or replays an older cosignature is a
+ * failure, not a pass.  *kept_w stays zero-sized when there is none.
+ */
+static luna_err witness_state_read(vctx *v, const char *state, uint8_t *buf,
+                                   luna_audit_cp *kept_w)
+{
+    char path[SDK_PATH_MAX];
+    size_t len = 0;
+    if ((size_t)snprintf(path, sizeof path, "%s.witness", state) >= sizeof path) {
+        sdk_why(v->why, "the state file path is too long");
+        return LUNA_ERR_CONFIG;
+    }
+    luna_err err = state_read(path, buf, LUNA_AUDIT_CP_MAX, &len);
+    if (err == LUNA_ERR_NOT_FOUND)
+        return LUNA_OK;
+    if (err == LUNA_ERR_IO) {
+        sdk_why(v->why, "cannot read the state file %s", path);
+        return err;
+    }
+    if (err != LUNA_OK ||
+        luna_audit_cp_open(buf, len, &v->log_key, &v->witness_key, kept_w) != LUNA_OK)
+        fail(v->r, "the kept witness checkpoint in %s does not verify with the pinned keys",
+             path);
+    return LUNA_OK;
+}
+
+static luna_err witness_state_write(const char *state, const luna_audit_cp *w)
+{
+    char path[SDK_PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s.witness", state) >= sizeof path)
+        return LUNA_ERR_CONFIG;
+    return state_write(path, w->note, w->len);
+}
+
 static luna_err run(vctx *v, const luna_audit_verify_opts *o, const char *state)
 {
     luna_audit_report *r = v->r;
-    luna_audit_cp *kept = NULL, *now = NULL, *w = NULL;
+    luna_audit_cp *kept = NULL, *now = NULL, *w = NULL, *kept_w = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
     uint64_t idx[LUNAL_AUDIT_MAX_ENTRIES];
@@ -541,9 +578,10 @@ static luna_err run(vctx *v, const luna_audit_verify_opts *o, const char *state)
     kept = calloc(1, sizeof(*kept));
     now = calloc(1, sizeof(*now));
     w = calloc(1, sizeof(*w));
+    kept_w = calloc(1, sizeof(*kept_w));
     buf = malloc(LUNA_AUDIT_CP_MAX);
-    LUNA_TRY_ENSURE(kept != NULL && now != NULL && w != NULL && buf != NULL, LUNA_ERR_NOMEM,
-                     out);
+    LUNA_TRY_ENSURE(kept != NULL && now != NULL && w != NULL && kept_w != NULL && buf != NULL,
+                    LUNA_ERR_NOMEM, out);
     if (state != NULL) {
         err = state_read(state, buf, LUNA_AUDIT_CP_MAX, &len);
         if (err == LUNA_ERR_NOT_FOUND) {
@@ -565,10 +603,21 @@ static luna_err run(vctx *v, const luna_audit_verify_opts *o, const char *state)
 
     /* The witness first: a log that answers later can only be ahead. */
     if (!o->no_witness) {
+        if (state != NULL) {
+            LUNA_TRY(witness_state_read(v, state, buf, kept_w), out);
+            if (r->reason[0] != 0)
+                goto out;
+        }
         LUNA_TRY(fetch_witness(v, w), out);
         if (r->reason[0] != 0)
             goto out;
         r->witness_size = w->size;
+        if (w->size < kept_w->size) {
+            fail(r, "the witness answer (size %" PRIu64 ") is older than the cosigned size %" PRIu64
+                    " seen before: a witness answer was suppressed or replayed", w->size,
+                 kept_w->size);
+            goto out;
+        }
     }
     LUNA_TRY(fetch_checkpoint(v, now), out);
     if (r->reason[0] != 0)
@@ -609,10 +658,17 @@ static luna_err run(vctx *v, const luna_audit_verify_opts *o, const char *state)
             fail(r, "witness and log disagree at size %" PRIu64, w->size);
             goto out;
         }
+        if (kept_w->size > 0) {
+            LUNA_TRY(prove_extends(v, kept_w, now, &ok), out);
+            if (!ok) {
+                fail(r, "the log disagrees with the witness checkpoint of size %" PRIu64
+                        " seen before", kept_w->size);
+                goto out;
+            }
+        }
         r->witness_checked = true;
-    } else if (!o->no_witness) {
-        r->witness_checked = true; /* nothing witnessed yet: nothing to disagree with */
     }
+    /* A witness that has cosigned nothing yet leaves witness_checked false. */
 
     if (o->n_entries > 0) {
         memcpy(idx, o->entries, o->n_entries * sizeof(idx[0]));
@@ -639,10 +695,18 @@ static luna_err run(vctx *v, const luna_audit_verify_opts *o, const char *state)
         }
         r->state_saved = true;
     }
+    if (state != NULL && !o->no_witness && w->size > 0 && w->size >= kept_w->size) {
+        err = witness_state_write(state, w);
+        if (err != LUNA_OK) {
+            sdk_why(v->why, "verified, but cannot write the witness state beside %s", state);
+            goto out;
+        }
+    }
 out:
     free(kept);
     free(now);
     free(w);
+    free(kept_w);
     free(buf);
     return err;
 }

@@ -253,7 +253,7 @@ luna_err sdk_http_do(luna_client *c, const sdk_http_req *rq, sdk_http_resp *resp
         /* A relayed route also carries the downstream service's own token,
            which the gateway forwards (only it) as that request's
            Authorization; the gateway token never leaves the gateway. */
-        int svc = sdk_downstream_for(rq->path);
+        int svc = sdk_downstream_for_request(rq->method, rq->path);
         if (svc >= 0) {
             pthread_mutex_lock(&c->lock);
             if (c->down_token[svc] != NULL) {

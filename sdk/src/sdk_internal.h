@@ -138,6 +138,12 @@ luna_err sdk_token_ensure(luna_client *c, char *why) LUNA_MUST_CHECK;
  * /v1/principals... -> iam.
  */
 int sdk_downstream_for(const char *path);
+/*
+ * The same for one request: POST /v1/deployments (registration) goes to
+ * the attestation service, so it carries the attestation token; every
+ * other request as sdk_downstream_for(path).  -1 when none.
+ */
+int sdk_downstream_for_request(const char *method, const char *path);
 /* The short name of a service ("kms", ...), the key in IAM's answer. */
 const char *sdk_svc_name(sdk_svc s);
 /*

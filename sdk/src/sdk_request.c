@@ -71,7 +71,7 @@ int sdk_downstream_for(const char *path)
         {"/v1/otk", false, SDK_SVC_KMS},
         {"/v1/keys", false, SDK_SVC_KMS},
         {"/v1/tees", false, SDK_SVC_KMS},
-        {"/v1/deployments", false, SDK_SVC_KMS}, /* the KMS registry (gw_relay.c) */
+        {"/v1/deployments", false, SDK_SVC_KMS}, /* GET: the KMS registry (gw_relay.c) */
         {"/v1/attestation", true, SDK_SVC_ATTESTATION},
         {"/v1/audit", true, SDK_SVC_AUDIT},
         {"/v1/tenants", false, SDK_SVC_IAM},
@@ -86,6 +86,17 @@ int sdk_downstream_for(const char *path)
         if (route_is(path, len, table[i].prefix, table[i].sub_only))
             return (int)table[i].svc;
     return -1;
+}
+
+int sdk_downstream_for_request(const char *method, const char *path)
+{
+    /* Registration is the attestation service's (gw_relay.c); reading
+       deployments stays with the KMS registry. */
+    static const char reg[] = "/v1/deployments";
+    if (method != NULL && path != NULL && strcmp(method, "POST") == 0 &&
+        strcspn(path, "?") == sizeof reg - 1 && memcmp(path, reg, sizeof reg - 1) == 0)
+        return (int)SDK_SVC_ATTESTATION;
+    return sdk_downstream_for(path);
 }
 
 void sdk_tokens_clear(luna_client *c)

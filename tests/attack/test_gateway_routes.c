@@ -288,9 +288,13 @@ static void test_witness_and_deployments(void **state)
     caller_headers("acme", auditor_key, "audit", hdr, sizeof(hdr));
     call("GET", "/v1/audit/witness", hdr, NULL, &r);
     expect_error(&r, 404, "witness_not_configured");
-    /* Registering a deployment is not offered (authenticated callers are told why). */
+    /* Registering a deployment needs deployments.register: an auditor is
+       refused before anything reaches the attestation service. */
     call("POST", "/v1/deployments", hdr, "{\"manifest\":\"a.b.c\"}", &r);
-    expect_error(&r, 501, "deployments_static");
+    expect_error(&r, 403, "permission_denied");
+    /* The manifest is a compact JWS: nothing else passes the schema. */
+    call("POST", "/v1/deployments", hdr, "{\"manifest\":\"a b\"}", &r);
+    expect_error(&r, 400, "invalid_request");
     call("POST", "/v1/deployments", NULL, "{\"manifest\":\"a.b.c\"}", &r);
     expect_error(&r, 401, "missing_token");
 }

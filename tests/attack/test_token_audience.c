@@ -228,13 +228,47 @@ static void test_downstream_table(void **state)
 
     /* The gateway itself takes only its own token. */
     gwh_resp g;
-    char hdr[9000];
+    char hdr[16000];
     snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", down(&c, "kms"));
     gwh_call(&G, "POST", "/v1/tees/select", hdr, "application/json", "{\"job\":\"summarize\"}",
              strlen("{\"job\":\"summarize\"}"), &g);
     assert_int_equal(401, g.status);
     assert_string_equal("invalid_token", gwh_err_code(&g));
     gwh_resp_free(&g);
+
+    /* A flow route binds the downstream token to the gateway token's
+       caller: another client's gateway token paired with this client's KMS
+       token (and a gateway token in the downstream header) is refused
+       before anything is relayed. */
+    char *kc2 = gwh_principal(&G, "app2", "client", "client");
+    tokens c2;
+    get_tokens(kc2, &c2);
+    snprintf(hdr, sizeof(hdr),
+             "Authorization: Bearer %s\r\nLunal-Downstream-Authorization: Bearer %s\r\n", c2.gw,
+             down(&c, "kms"));
+    gwh_call(&G, "POST", "/v1/tees/select", hdr, "application/json", "{\"job\":\"summarize\"}",
+             strlen("{\"job\":\"summarize\"}"), &g);
+    assert_int_equal(401, g.status);
+    assert_string_equal("invalid_downstream_token", gwh_err_code(&g));
+    gwh_resp_free(&g);
+    snprintf(hdr, sizeof(hdr),
+             "Authorization: Bearer %s\r\nLunal-Downstream-Authorization: Bearer %s\r\n", c.gw,
+             c.gw);
+    gwh_call(&G, "POST", "/v1/tees/select", hdr, "application/json", "{\"job\":\"summarize\"}",
+             strlen("{\"job\":\"summarize\"}"), &g);
+    assert_int_equal(401, g.status);
+    assert_string_equal("invalid_downstream_token", gwh_err_code(&g));
+    gwh_resp_free(&g);
+    /* The client's own pair passes the gateway's check. */
+    snprintf(hdr, sizeof(hdr),
+             "Authorization: Bearer %s\r\nLunal-Downstream-Authorization: Bearer %s\r\n", c.gw,
+             down(&c, "kms"));
+    gwh_call(&G, "POST", "/v1/tees/select", hdr, "application/json", "{\"job\":\"summarize\"}",
+             strlen("{\"job\":\"summarize\"}"), &g);
+    assert_true(g.status != 401);
+    gwh_resp_free(&g);
+    tokens_free(&c2);
+    free(kc2);
 
     tokens_free(&c);
     tokens_free(&a);

@@ -6,7 +6,10 @@
 # attestation history, tenant list/create, keys create/list/rotate/revoke
 # (as the new tenant's owner), cross-tenant refusals, apikey
 # create/list/revoke (a revoked key fails on the next request), client
-# register (the key file, once), usage errors (exit 2), and a quarantined
+# register (the key file, once), deployment register/list as the demo
+# developer (a second deployment demo2; tampered, foreign-key,
+# same-version and client refusals with their codes), usage errors (exit
+# 2), and a quarantined
 # TEE making `attestation verify` exit 1 with the reason in words.
 # Admin calls use the bootstrap administrator's key
 # (client/admin_api_key), never the client's.  Bounded: about 60 s.
@@ -16,6 +19,12 @@ tmp=$(mktemp -d /tmp/luna-dev-admin-e2e-XXXXXX)
 chmod 711 "$tmp" # as root, the KMS's HSM user (lunal-hsm) passes through to hsm/
 export LUNAL_DEV_DIR=$tmp/state LUNAL_BUILD_DIR=$build LUNAL_RUN_SKIP_SETUP=1
 export LUNAL_DEV_PORT_BASE=$((20000 + RANDOM % 20000))
+# Some sixty commands as one tenant in under a minute: the gateway's
+# per-tenant rate limits (tested in e2e.gateway_flow) are raised so this
+# test measures the admin routes, not the limiter.
+export LUNA_GATEWAY_GATEWAY_RATE_AUTH_PER_SEC=1000 LUNA_GATEWAY_GATEWAY_RATE_AUTH_BURST=1000
+export LUNA_GATEWAY_GATEWAY_RATE_TENANT_PER_SEC=1000 LUNA_GATEWAY_GATEWAY_RATE_TENANT_BURST=1000
+export LUNA_GATEWAY_GATEWAY_RATE_KEY_PER_SEC=1000 LUNA_GATEWAY_GATEWAY_RATE_KEY_BURST=1000
 lunal=$build/cli/lunal
 fail=0
 cleanup() {
@@ -129,8 +138,62 @@ expect 2 "unknown subcommand" admin keys frobnicate
 expect 2 "unknown option" admin tee list --bogus 1
 expect 2 "verify without a target" client attestation verify
 expect 2 "history with both targets" client attestation history --deployment demo --tee tee-1
-expect 2 "deployment register" admin deployment register --manifest "$LUNAL_DEV_DIR/demo/demo.manifest"
-has deployments_static "deployment register says why it is refused"
+
+# ---- deployments: the demo developer registers demo2 (docs/attestation.md) ----
+expect 0 "apikey create (developer)" admin apikey create --principal dev_demo --expires_in_sec 600
+dev_key=$(echo "$out" | sed -n 's/.*"api_key": *"\([^"]*\)".*/\1/p')
+[ -n "$dev_key" ] || bad "apikey create printed no key for the developer"
+printf '%s\n' "$dev_key" >"$tmp/dev_key"
+developer() { LUNAL_API_KEY_FILE=$tmp/dev_key timeout 30 "$lunal" "$@"; }
+dep=$LUNAL_DEV_DIR/demo/deployment.json
+mre=$(grep -o '"mr_enclave": *"[0-9a-f]*"' "$dep" | head -n 1 | sed 's/.*"\([0-9a-f]*\)"$/\1/')
+bh=$(grep -o '"build_hash": *"[^"]*"' "$dep" | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
+[ -n "$mre" ] && [ -n "$bh" ] || bad "no reference values in $dep"
+spec() { # spec VERSION JOB
+    printf '{"name":"demo2","version":"%s","jobs":["%s"],"build_hash":"%s","mr_enclave":"%s","developer_id":"dev_demo"}\n' \
+        "$1" "$2" "$bh" "$mre" >"$tmp/demo2-$1-$2.json"
+}
+sign() { # sign VERSION JOB KEY OUT
+    spec "$1" "$2"
+    expect 0 "deployment sign $1 $2" "$lunal" deployment sign --spec "$tmp/demo2-$1-$2.json" --key "$3" --out "$4"
+}
+sign 1 sha256 "$LUNAL_DEV_DIR/keys/developer.seed" "$tmp/demo2.manifest"
+expect 0 "deployment register demo2" developer deployment register --manifest "$tmp/demo2.manifest" &&
+    has '"demo2"' "deployment register answers the deployment"
+expect 0 "deployment register demo2 again" developer deployment register --manifest "$tmp/demo2.manifest"
+expect 0 "deployment list" developer deployment list && {
+    has '"demo2"' "deployment list shows the registered deployment"
+    has '"registered"' "deployment list says demo2 is registered"
+    has '"configured"' "deployment list shows the configured demo"
+}
+# The signature part altered: refused with the code, and nothing changes.
+m=$(cat "$tmp/demo2.manifest")
+sig=${m##*.} pre=${m%.*}
+c=${sig:10:1}
+r=A
+[ "$c" = A ] && r=B
+printf '%s.%s%s%s\n' "$pre" "${sig:0:10}" "$r" "${sig:11}" >"$tmp/tampered.manifest"
+expect 2 "deployment register (tampered)" developer deployment register --manifest "$tmp/tampered.manifest" &&
+    has bad_signature "a tampered manifest is refused with its code"
+# Signed by a key IAM does not know for any developer.
+head -c 32 /dev/urandom >"$tmp/other.seed"
+sign 1 sha256 "$tmp/other.seed" "$tmp/other.manifest"
+expect 2 "deployment register (another key)" developer deployment register --manifest "$tmp/other.manifest" &&
+    has unknown_developer_key "a manifest signed by another key is refused with its code"
+# Another manifest under the same id and version: a conflict; a higher version replaces it.
+sign 1 redact "$LUNAL_DEV_DIR/keys/developer.seed" "$tmp/demo2-v1b.manifest"
+expect 2 "deployment register (same version, other content)" developer deployment register --manifest "$tmp/demo2-v1b.manifest" &&
+    has deployment_conflict "a different manifest of the same version is refused"
+sign 2 redact "$LUNAL_DEV_DIR/keys/developer.seed" "$tmp/demo2-v2.manifest"
+expect 0 "deployment register (version 2)" developer deployment register --manifest "$tmp/demo2-v2.manifest"
+expect 0 "deployment list (version 2)" developer deployment list
+echo "$out" | grep -q '"version": *"2"' || bad "deployment list does not show version 2: $out"
+# A client principal may not register.
+expect 2 "deployment register (client)" client deployment register --manifest "$tmp/demo2-v2.manifest" &&
+    has permission_denied "a client is refused"
+# Another tenant does not see demo's registered deployment.
+out=$(acme deployment list 2>&1)
+echo "$out" | grep -q '"demo2"' && bad "tenant acme sees tenant demo's registered deployment: $out"
 
 # ---- quarantine: verify exits 1 with the reason ----
 expect 0 "tee quarantine tee-1" admin tee quarantine --id tee-1 --reason "e2e test" && has quarantined "tee quarantine"

@@ -455,7 +455,7 @@ static void test_admit_and_verify(void **state)
 
     /* Verify: every DESIGN.md section 6 field. */
     assert_int_equal(200, call("gateway", "POST", "/v1/attestation/verify",
-                               "{\"deployment_id\":\"demo\"}", NULL, &ans));
+                               "{\"deployment_id\":\"demo\"}", g_tok_client, &ans));
     assert_string_equal("verified", str_at(ans, "status", NULL, NULL));
     const char *att_id = str_at(ans, "attestation", "id", NULL);
     assert_non_null(att_id);
@@ -513,6 +513,40 @@ static void test_admit_and_verify(void **state)
     json_decref(ans);
 }
 
+/*
+ * Review H1: a verify forces an evidence round and answers with a TEE's
+ * state and report, so it is scoped to the caller's tenant: tee-a is
+ * acme's; beta's token sees no such TEE, and never gets tee-a by picking.
+ */
+static void test_verify_tenant_scope(void **state)
+{
+    (void)state;
+    json_t *ans = NULL;
+    static const char named[] = "{\"deployment_id\":\"demo\",\"tee_id\":\"tee-a\"}";
+
+    assert_int_equal(401, call("gateway", "POST", "/v1/attestation/verify", named, NULL, NULL));
+    assert_int_equal(401,
+                     call("gateway", "POST", "/v1/attestation/verify", named, g_tok_gateway, NULL));
+    assert_int_equal(404,
+                     call("gateway", "POST", "/v1/attestation/verify", named, g_tok_beta, &ans));
+    assert_string_equal("unknown_tee", str_at(ans, "error", "code", NULL));
+    json_decref(ans);
+    ans = NULL;
+    int st = call("gateway", "POST", "/v1/attestation/verify", "{\"deployment_id\":\"demo\"}",
+                  g_tok_beta, &ans);
+    if (st == 200)
+        assert_string_not_equal("tee-a", str_at(ans, "attestation", "tee_id", NULL));
+    else
+        assert_int_equal(404, st);
+    json_decref(ans);
+    ans = NULL;
+    /* The owner's token still verifies it by name. */
+    assert_int_equal(200, call("gateway", "POST", "/v1/attestation/verify", named, g_tok_client,
+                               &ans));
+    assert_string_equal("tee-a", str_at(ans, "attestation", "tee_id", NULL));
+    json_decref(ans);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -543,7 +577,7 @@ static void test_refusals(void **state)
     set_mode("tee-a", "replay");
     /* Either this call or a background round meets it first. */
     int st = call("gateway", "POST", "/v1/attestation/verify", "{\"deployment_id\":\"demo\"}",
-                  NULL, &ans);
+                  g_tok_client, &ans);
     assert_true(st == 200 || st == 404);
     json_decref(ans);
     time_t t0 = time(NULL);
@@ -757,7 +791,7 @@ static void test_quarantine_and_reinstate(void **state)
     json_decref(ans);
     /* A quarantined TEE is not offered by verify. */
     assert_int_equal(404, call("gateway", "POST", "/v1/attestation/verify",
-                               "{\"deployment_id\":\"demo\"}", NULL, NULL));
+                               "{\"deployment_id\":\"demo\"}", g_tok_client, NULL));
 
     /* Back in service, then hang: the watchdog and the grace period act. */
     set_mode("tee-a", "genuine");
@@ -806,7 +840,8 @@ static void test_quarantine_words(void **state)
     static const char body[] = "{\"deployment_id\":\"demo\",\"tee_id\":\"tee-a\"}";
 
     /* Quarantined here for missing evidence (previous test). */
-    assert_int_equal(409, call("gateway", "POST", "/v1/attestation/verify", body, NULL, &ans));
+    assert_int_equal(409,
+                     call("gateway", "POST", "/v1/attestation/verify", body, g_tok_client, &ans));
     assert_string_equal("tee_quarantined", str_at(ans, "error", "code", NULL));
     assert_string_equal("TEE quarantined: evidence_missing", str_at(ans, "error", "message", NULL));
     json_decref(ans);
@@ -829,7 +864,8 @@ static void test_quarantine_words(void **state)
     /* An operator quarantines tee-a at the KMS: the registry says so. */
     assert_int_equal(200, registry_post("/v1/kms/tees/tee-a/quarantine",
                                         "{\"reason\":\"operator-at-kms\"}"));
-    assert_int_equal(200, call("gateway", "POST", "/v1/attestation/verify", body, NULL, &ans));
+    assert_int_equal(200,
+                     call("gateway", "POST", "/v1/attestation/verify", body, g_tok_client, &ans));
     assert_string_equal("refused", str_at(ans, "status", NULL, NULL));
     assert_string_equal("tee_quarantined", str_at(ans, "reason", NULL, NULL));
     const char *words = str_at(ans, "message", NULL, NULL);
@@ -890,6 +926,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_admit_and_verify),
+        cmocka_unit_test(test_verify_tenant_scope),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_audit_down_refuses_admission),

@@ -256,6 +256,36 @@ static void test_audit_cli(void **state)
     assert_non_null(strstr(out_buf, "Full check"));
     assert_non_null(strstr(out_buf, "Tree size:  8"));
 
+    /* Review M2: the witness answer crosses the gateway too.  A witness
+       that suddenly holds nothing (here: restarted on an empty database,
+       as a suppressed or replayed answer would look) after this auditor
+       saw it cosign size 8 is a failure, not "nothing to compare".  Its
+       database is then put back: it holds 8 again and verify passes. */
+    {
+        static const char *const sfx[] = {"", "-wal", "-shm"};
+        char from[HTU_PATH_MAX + 8], to[HTU_PATH_MAX + 16];
+        atu_witness_stop(&wit);
+        for (size_t i = 0; i < 3; i++) {
+            snprintf(from, sizeof(from), "%s%s", wit.db, sfx[i]);
+            snprintf(to, sizeof(to), "%s%s.aside", wit.db, sfx[i]);
+            (void)rename(from, to);
+        }
+        atu_witness_start(&wit);
+        assert_int_equal(0, atu_witness_size(&env, &wit));
+        assert_int_equal(1, lunal("audit", "verify", END));
+        assert_non_null(strstr(out_buf, "suppressed or replayed"));
+        atu_witness_stop(&wit);
+        for (size_t i = 0; i < 3; i++) {
+            snprintf(from, sizeof(from), "%s%s.aside", wit.db, sfx[i]);
+            snprintf(to, sizeof(to), "%s%s", wit.db, sfx[i]);
+            (void)unlink(to);
+            (void)rename(from, to);
+        }
+        atu_witness_start(&wit);
+        assert_int_equal(8, atu_witness_size(&env, &wit));
+        assert_int_equal(0, lunal("audit", "verify", END));
+    }
+
     /* proof: the inclusion proof printed, --json parses. */
     assert_int_equal(0, lunal("audit", "proof", "--entry", "2", END));
     assert_non_null(strstr(out_buf, "proof: [\""));

@@ -597,7 +597,7 @@ static char *replace_once(char *text, const char *from, const char *to)
 }
 
 /* The harness's KMS config turned to "tpm": its own pinned anchor (the
-   enrolment CA), collateral (the AK bundle) and reference (the pcrDigest
+   enrolment CA, kms.tpm_ak_ca), collateral (the AK bundle) and reference (the pcrDigest
    and the AK's qualified name), and the real audit service. */
 static void kms_config(void)
 {
@@ -605,7 +605,9 @@ static void kms_config(void)
         ref[65];
     const char *d = K.env.dir;
     pathf(teeca, sizeof(teeca), "teeca/ca.crt");
-    snprintf(K.extra, sizeof(K.extra), ",\"tee_ca\":\"%s\"", teeca);
+    /* The KMS's tpm anchor: only ever kms.tpm_ak_ca (docs/kms.md). */
+    snprintf(K.extra, sizeof(K.extra), ",\"tee_ca\":\"%s\",\"tpm_ak_ca\":\"%s/tpm-akca.pem\"",
+             teeca, d);
     memcpy(K.mr, g_mr, 32);
     assert_luna_ok(luna_manifest_mr_signer(g_dev_pk, K.signer));
     kmsh_write_config(&K);

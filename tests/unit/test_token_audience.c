@@ -155,6 +155,12 @@ static void test_sdk_route_table(void **state)
                      cases[i].svc);
     }
     assert_int_equal(-1, sdk_downstream_for(NULL));
+    /* Registration goes to the attestation service, listing stays with the KMS. */
+    assert_int_equal(SDK_SVC_ATTESTATION, sdk_downstream_for_request("POST", "/v1/deployments"));
+    assert_int_equal(SDK_SVC_KMS, sdk_downstream_for_request("GET", "/v1/deployments"));
+    assert_int_equal(SDK_SVC_KMS, sdk_downstream_for_request("POST", "/v1/keys"));
+    assert_int_equal(-1, sdk_downstream_for_request("POST", "/v1/deploymentsx"));
+    assert_int_equal(-1, sdk_downstream_for_request("POST", NULL));
     assert_string_equal("kms", sdk_svc_name(SDK_SVC_KMS));
     assert_string_equal("iam", sdk_svc_name(SDK_SVC_IAM));
     assert_null(sdk_svc_name(SDK_SVC__COUNT));

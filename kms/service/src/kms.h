@@ -118,6 +118,26 @@ luna_err kms_fail_hsm(kms_why *w, luna_err err);
 /* A fresh "<prefix>" + b64url(16 random bytes) identifier. */
 luna_err kms_new_id(const char *prefix, char *out, size_t cap) LUNA_MUST_CHECK;
 
+/* ---- kms_rowmac.c: the HSM-MAC'd tables (kms_tees, kms_deployments) ---- */
+/* Copies a TEXT column into dst (NUL-terminated); LUNA_ERR_FORMAT when
+ * n >= cap.  A NULL column is LUNA_ERR_FORMAT too (store semantics). */
+luna_err kms_row_text(const luna_store_rows *r, size_t col, char *dst,
+                      size_t cap) LUNA_MUST_CHECK;
+/* Copies a BLOB column (at most cap bytes) into dst, *len its length; a
+ * NULL column is *len = 0 when nullable, else LUNA_ERR_FORMAT. */
+luna_err kms_row_blob(const luna_store_rows *r, size_t col, uint8_t *dst, size_t cap,
+                      size_t *len, bool nullable) LUNA_MUST_CHECK;
+/* HMAC-SHA256 of a row's canonical bytes (1..LUNA_HSM_MAC_MSG_MAX, which
+ * must start with the table's own domain label) under the HSM's registry
+ * MAC key.  Errors are the HSM client's. */
+luna_err kms_rowmac_seal(kms_svc *s, const uint8_t *row, size_t len,
+                         uint8_t mac[LUNA_HSM_MAC_LEN]) LUNA_MUST_CHECK;
+/* LUNA_OK when mac (mac_len bytes, may be NULL for a missing tag) is the
+ * tag of row; LUNA_ERR_VERIFY when it is not (wrong length or missing
+ * included); any other error is the HSM's (unavailable, ...). */
+luna_err kms_rowmac_check(kms_svc *s, const uint8_t *row, size_t len, const uint8_t *mac,
+                          size_t mac_len) LUNA_MUST_CHECK;
+
 /* ---- kms_db.c ---- */
 luna_err kms_db_migrate(luna_store *db) LUNA_MUST_CHECK;
 /* BEGIN (SQLite: IMMEDIATE, waiting at most the busy timeout). */

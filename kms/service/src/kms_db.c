@@ -61,8 +61,31 @@ static const char m1_pg[] =
     " nonce BYTEA PRIMARY KEY, tee_id TEXT NOT NULL, otk_id TEXT NOT NULL,"
     " expires_at BIGINT NOT NULL, used BIGINT NOT NULL);";
 
+/* Registered deployments (kms_deployments.c): additive. */
+static const char m2_sqlite[] =
+    "CREATE TABLE kms_deployments ("
+    " deployment_id TEXT PRIMARY KEY, version TEXT NOT NULL, manifest_sha256 BLOB NOT NULL,"
+    " manifest TEXT NOT NULL, mr_enclave BLOB NOT NULL, mr_signer BLOB NOT NULL,"
+    " build_hash BLOB NOT NULL, key_id TEXT NOT NULL, developer_id TEXT NOT NULL,"
+    " tenant TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);";
+
+static const char m2_pg[] =
+    "CREATE TABLE kms_deployments ("
+    " deployment_id TEXT PRIMARY KEY, version TEXT NOT NULL, manifest_sha256 BYTEA NOT NULL,"
+    " manifest TEXT NOT NULL, mr_enclave BYTEA NOT NULL, mr_signer BYTEA NOT NULL,"
+    " build_hash BYTEA NOT NULL, key_id TEXT NOT NULL, developer_id TEXT NOT NULL,"
+    " tenant TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);";
+
+/* The HSM MAC of each kms_deployments row (kms_deployments.c): additive and
+ * nullable, since rows of migration 2 have none; such a row is refused
+ * until its deployment is registered again. */
+static const char m3_sqlite[] = "ALTER TABLE kms_deployments ADD COLUMN mac BLOB;";
+static const char m3_pg[] = "ALTER TABLE kms_deployments ADD COLUMN mac BYTEA;";
+
 static const luna_store_migration steps[] = {
     {1, m1_sqlite, m1_pg},
+    {2, m2_sqlite, m2_pg},
+    {3, m3_sqlite, m3_pg},
 };
 
 luna_err kms_db_migrate(luna_store *db)

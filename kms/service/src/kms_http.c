@@ -665,6 +665,8 @@ luna_err kms_http_register(kms_http *h, luna_http_server *server)
          h_keys, h},
         {LUNA_HTTP_GET | LUNA_HTTP_POST, "/v1/kms/keys/*", k->keys, k->n_keys,
          "application/json", h_key_item, h},
+        {LUNA_HTTP_POST, "/v1/kms/deployments", k->deployments, k->n_deployments,
+         "application/json", kms_deploy_http, h},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         LUNA_GUARD(luna_http_server_add_route(server, &routes[i]));

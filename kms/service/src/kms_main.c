@@ -88,8 +88,21 @@ static const luna_json_field callers_fields[] = {
     LIST_FIELD("registry"),
     LIST_FIELD("keys"),
     PRINT_FIELD("attestation"),
+    LIST_FIELD("deployments"),
 };
-static const luna_json_schema callers_schema = {callers_fields, 4, NULL};
+static const luna_json_schema callers_schema = {callers_fields, 5, NULL};
+
+/* IAM for developer-key lookups (kms_deployments.c); the TLS files default
+ * to the top-level tls section. */
+static const luna_json_field iam_fields[] = {
+    PRINT_FIELD("host"),
+    INT_FIELD("port", 1, 65535),
+    PRINT_FIELD("identity"),
+    PATH_FIELD("ca", 0),
+    PATH_FIELD("cert", 0),
+    PATH_FIELD("key", 0),
+};
+static const luna_json_schema iam_schema = {iam_fields, 6, NULL};
 
 static const luna_json_field kms_fields[] = {
     {.name = "hsm", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
@@ -114,10 +127,15 @@ static const luna_json_field kms_fields[] = {
     INT_FIELD("db_busy_timeout_ms", 1, 60000),
     {.name = "references", .type = LUNA_JSON_T_ARRAY, .max_len = 64, .items = &ref_item},
     {.name = "collateral", .type = LUNA_JSON_T_ARRAY, .max_len = 8, .items = &col_item},
+    /* {evidence_type, file}: each vendor root serves only its own type. */
+    {.name = "trust_anchors", .type = LUNA_JSON_T_ARRAY, .min_len = 1,
+     .max_len = LUNA_CONFIG_MAX_ANCHORS, .items = &col_item},
+    PATH_FIELD("tpm_ak_ca", 0),
     {.name = "callers", .type = LUNA_JSON_T_OBJECT, .object = &callers_schema},
     PRINT_FIELD("user"),
+    {.name = "iam", .type = LUNA_JSON_T_OBJECT, .object = &iam_schema},
 };
-static const luna_json_schema kms_section = {kms_fields, 22, NULL};
+static const luna_json_schema kms_section = {kms_fields, 25, NULL};
 static const luna_json_field top_fields[] = {
     {.name = "kms", .type = LUNA_JSON_T_OBJECT, .flags = LUNA_JSON_REQUIRED,
      .object = &kms_section},
@@ -125,6 +143,7 @@ static const luna_json_field top_fields[] = {
 static const luna_json_schema kms_schema = {top_fields, 1, &luna_config_common_schema};
 
 static const char *const file_keys[] = {"kms.iam_jwks", "kms.attestation_jwks", "kms.tee_ca",
+                                        "kms.iam.ca", "kms.iam.cert", "kms.iam.key",
                                         "kms.hsm.pin_file", NULL};
 
 typedef struct kms_daemon {
@@ -167,6 +186,8 @@ static luna_err check_cfg(const luna_config *cfg, void *arg, luna_config_error *
         return luna_config_fail(err, "kms.audit", "give exactly one of file or host");
     if (host != NULL && (cfg_int(cfg, "kms.audit.port", 0) == 0))
         return luna_config_fail(err, "kms.audit.port", "required with host");
+    if ((cfg_str(cfg, "kms.iam.host", NULL) == NULL) != (cfg_int(cfg, "kms.iam.port", 0) == 0))
+        return luna_config_fail(err, "kms.iam", "give host and port together");
     /* Tokens minted for the KMS alone, in every profile (docs/protocol.md). */
     if (luna_aud_check_config(cfg_str(cfg, "kms.iam_audience", LUNA_AUD_KMS), LUNA_AUD_KMS) !=
         LUNA_OK)
@@ -448,6 +469,17 @@ static int run(kms_daemon *d, const char *config_path)
               &d->http.callers.n_keys);
     d->http.callers.attestation = cfg_str(cfg, "kms.callers.attestation",
                                           "lunal://svc/attestation");
+    read_list(cfg, "kms.callers.deployments", "lunal://svc/attestation",
+              d->http.callers.deployments, &d->http.callers.n_deployments);
+    d->http.iam = (kms_iam_peer){
+        .host = cfg_str(cfg, "kms.iam.host", NULL),
+        .port = (uint16_t)cfg_int(cfg, "kms.iam.port", 0),
+        .identity = cfg_str(cfg, "kms.iam.identity", "lunal://svc/iam"),
+        .ca = cfg_str(cfg, "kms.iam.ca", cc->tls_ca),
+        .cert = cfg_str(cfg, "kms.iam.cert", cc->tls_cert),
+        .key = cfg_str(cfg, "kms.iam.key", cc->tls_key),
+    };
+    kms_verify_set_lookup(s->ver, kms_deploy_lookup, s);
 
     d->base = event_base_new();
     if (d->base == NULL)

@@ -76,38 +76,6 @@ static luna_err row_bytes(const kms_tee *t, uint8_t *buf, size_t cap, size_t *le
     return LUNA_OK;
 }
 
-static luna_err copy_text(const luna_store_rows *r, size_t col, char *dst, size_t cap)
-{
-    const char *v = NULL;
-    size_t n = 0;
-    LUNA_GUARD(luna_store_col_text(r, col, &v, &n));
-    if (n >= cap)
-        return LUNA_ERR_FORMAT;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-    return LUNA_OK;
-}
-
-static luna_err copy_blob(const luna_store_rows *r, size_t col, uint8_t *dst, size_t cap,
-                          size_t *len, bool nullable)
-{
-    bool is_null = false;
-    LUNA_GUARD(luna_store_col_is_null(r, col, &is_null));
-    if (is_null) {
-        *len = 0;
-        return nullable ? LUNA_OK : LUNA_ERR_FORMAT;
-    }
-    const uint8_t *v = NULL;
-    size_t n = 0;
-    LUNA_GUARD(luna_store_col_blob(r, col, &v, &n));
-    if (n > cap)
-        return LUNA_ERR_FORMAT;
-    if (n > 0)
-        memcpy(dst, v, n);
-    *len = n;
-    return LUNA_OK;
-}
-
 /* Decodes one row; *mac receives the stored tag.  Any shape error is an
  * integrity failure: only this module writes these rows. */
 static luna_err row_decode(const luna_store_rows *r, kms_tee *t, uint8_t mac[LUNA_HSM_MAC_LEN])
@@ -115,19 +83,19 @@ static luna_err row_decode(const luna_store_rows *r, kms_tee *t, uint8_t mac[LUN
     char status[24];
     size_t kx_len = 0, sg_len = 0, mac_len = 0;
     memset(t, 0, sizeof(*t));
-    LUNA_GUARD(copy_text(r, 0, t->tee_id, sizeof(t->tee_id)));
-    LUNA_GUARD(copy_text(r, 1, t->tenants, sizeof(t->tenants)));
-    LUNA_GUARD(copy_text(r, 2, t->deployment, sizeof(t->deployment)));
-    LUNA_GUARD(copy_text(r, 3, t->tee_type, sizeof(t->tee_type)));
-    LUNA_GUARD(copy_blob(r, 4, t->kx_pk, 32, &kx_len, true));
-    LUNA_GUARD(copy_blob(r, 5, t->sign_pk, 32, &sg_len, true));
-    LUNA_GUARD(copy_blob(r, 6, t->mr_enclave, KMS_MEAS_MAX, &t->mr_enclave_len, false));
-    LUNA_GUARD(copy_blob(r, 7, t->mr_signer, KMS_MEAS_MAX, &t->mr_signer_len, true));
-    LUNA_GUARD(copy_text(r, 8, status, sizeof(status)));
+    LUNA_GUARD(kms_row_text(r, 0, t->tee_id, sizeof(t->tee_id)));
+    LUNA_GUARD(kms_row_text(r, 1, t->tenants, sizeof(t->tenants)));
+    LUNA_GUARD(kms_row_text(r, 2, t->deployment, sizeof(t->deployment)));
+    LUNA_GUARD(kms_row_text(r, 3, t->tee_type, sizeof(t->tee_type)));
+    LUNA_GUARD(kms_row_blob(r, 4, t->kx_pk, 32, &kx_len, true));
+    LUNA_GUARD(kms_row_blob(r, 5, t->sign_pk, 32, &sg_len, true));
+    LUNA_GUARD(kms_row_blob(r, 6, t->mr_enclave, KMS_MEAS_MAX, &t->mr_enclave_len, false));
+    LUNA_GUARD(kms_row_blob(r, 7, t->mr_signer, KMS_MEAS_MAX, &t->mr_signer_len, true));
+    LUNA_GUARD(kms_row_text(r, 8, status, sizeof(status)));
     LUNA_GUARD(luna_store_col_int64(r, 9, &t->created_at));
     LUNA_GUARD(luna_store_col_int64(r, 10, &t->updated_at));
     LUNA_GUARD(luna_store_col_int64(r, 11, &t->row_version));
-    LUNA_GUARD(copy_blob(r, 12, mac, LUNA_HSM_MAC_LEN, &mac_len, false));
+    LUNA_GUARD(kms_row_blob(r, 12, mac, LUNA_HSM_MAC_LEN, &mac_len, false));
     if (mac_len != LUNA_HSM_MAC_LEN || !status_parse(status, &t->status) ||
         (kx_len != 0 && kx_len != 32) || kx_len != sg_len)
         return LUNA_ERR_FORMAT;
@@ -161,7 +129,7 @@ luna_err kms_tee_load(kms_svc *s, const char *tee_id, kms_tee *out, kms_why *w)
     size_t len = 0;
     if (row_bytes(out, buf, sizeof(buf), &len) != LUNA_OK)
         goto tampered;
-    err = luna_hsm_client_mac_verify(s->hsm, buf, len, mac);
+    err = kms_rowmac_check(s, buf, len, mac, sizeof(mac));
     if (err == LUNA_ERR_VERIFY)
         goto tampered;
     if (err != LUNA_OK)
@@ -183,7 +151,7 @@ static luna_err row_store(kms_svc *s, const kms_tee *t, bool insert, kms_why *w)
     luna_err err = row_bytes(t, buf, sizeof(buf), &len);
     if (err != LUNA_OK)
         return kms_fail(w, err, 400, "invalid_tee", "registry row too large");
-    err = luna_hsm_client_mac(s->hsm, buf, len, mac);
+    err = kms_rowmac_seal(s, buf, len, mac);
     if (err != LUNA_OK)
         return kms_fail_hsm(w, err);
     luna_store_param p[] = {
@@ -430,7 +398,7 @@ luna_err kms_tee_list(kms_svc *s, const kms_caller *c, json_t **out, kms_why *w)
     size_t n = 0;
     bool has = false;
     while (n < KMS_LIST_MAX && (err = luna_store_rows_next(rows, &has)) == LUNA_OK && has) {
-        if (copy_text(rows, 0, ids[n], sizeof(ids[n])) == LUNA_OK)
+        if (kms_row_text(rows, 0, ids[n], sizeof(ids[n])) == LUNA_OK)
             n++;
     }
     luna_store_rows_free(rows);

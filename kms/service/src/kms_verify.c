@@ -26,12 +26,45 @@ static void ign(luna_err e)
 }
 
 #define MAX_COLLATERAL 8u
+/* Anchors of one evidence type (kms.trust_anchors entries, or the legacy
+   attestation.trust_anchors list, LUNA_CONFIG_MAX_ANCHORS long). */
+#define MAX_TYPE_ANCHORS 16u
 #define COLLATERAL_MAX_BYTES (64u * 1024u)
+/* Verifiers built for registered deployments.  The row is read from the
+ * database on every appraisal; an entry is reused only while the row
+ * still holds the same references, so a replaced or deleted deployment
+ * takes effect at once. */
+#define REG_CACHE 8u
+
+typedef struct reg_entry {
+    char deployment[65];
+    kms_verify_ref ref;
+    luna_verifier *release;
+    luna_verifier *activate;
+    uint64_t used;
+} reg_entry;
+
+/*
+ * Trust anchors per evidence type.  A root of one vendor must never
+ * certify evidence of another type: the sim vendor key signing a TPM "AK",
+ * an AMD/Intel leaf becoming an AK, the AK CA becoming an SNP root.
+ */
+typedef struct type_anchors {
+    const char *path[LUNA_EVIDENCE_TYPE_MAX + 1][MAX_TYPE_ANCHORS]; /* borrowed */
+    size_t n[LUNA_EVIDENCE_TYPE_MAX + 1];
+} type_anchors;
 
 struct kms_verify {
     luna_verifier *release;
     luna_verifier *activate;
     bool allowed[LUNA_EVIDENCE_TYPE_MAX + 1];
+    const json_t *root; /* borrowed config, for on-demand builds */
+    bool production;
+    type_anchors anchors;
+    kms_verify_lookup_fn lookup;
+    void *lookup_arg;
+    reg_entry cache[REG_CACHE];
+    uint64_t clock;
 };
 
 static bool type_from_name(const char *name, luna_evidence_type *out)
@@ -111,9 +144,87 @@ static luna_err load_collateral(const json_t *root, luna_verifier *v, bool stric
     return LUNA_OK;
 }
 
+static luna_err anchor_push(type_anchors *a, luna_evidence_type t, const char *path)
+{
+    if (path == NULL)
+        return LUNA_ERR_CONFIG;
+    if (a->n[t] >= MAX_TYPE_ANCHORS)
+        return LUNA_ERR_TOO_LARGE;
+    a->path[t][a->n[t]++] = path;
+    return LUNA_OK;
+}
+
+/*
+ * Which anchor serves which allowed type:
+ *   - tpm: kms.tpm_ak_ca only (the operator's AK enrolment CA);
+ *   - other types: kms.trust_anchors entries of that type; without that
+ *     list, the legacy attestation.trust_anchors, but only when exactly
+ *     one non-TPM type is allowed (otherwise which root certifies which
+ *     vendor would be a guess).
+ * Every allowed type ends with at least one anchor, else LUNA_ERR_CONFIG.
+ */
+static luna_err anchors_resolve(const json_t *root, const bool *allowed,
+                                const char *const *legacy, size_t n_legacy, type_anchors *out,
+                                const char **why)
+{
+    const json_t *list = NULL;
+    size_t n_list = 0, n_other = 0;
+    int only = 0;
+    memset(out, 0, sizeof(*out));
+    if (allowed[LUNA_EVIDENCE_TPM]) {
+        const char *ca = NULL;
+        size_t cl = 0;
+        *why = "kms.tpm_ak_ca (required when tpm evidence is allowed)";
+        if (luna_json_get_string(root, "kms.tpm_ak_ca", &ca, &cl) != LUNA_OK)
+            return LUNA_ERR_CONFIG;
+        LUNA_GUARD(anchor_push(out, LUNA_EVIDENCE_TPM, ca));
+    }
+    for (int t = 1; t <= LUNA_EVIDENCE_TYPE_MAX; t++) {
+        if (allowed[t] && t != LUNA_EVIDENCE_TPM) {
+            n_other++;
+            only = t;
+        }
+    }
+    *why = "kms.trust_anchors";
+    if (luna_json_get_array(root, "kms.trust_anchors", &list, &n_list) == LUNA_OK) {
+        for (size_t i = 0; i < n_list; i++) {
+            const json_t *e = json_array_get(list, i);
+            const char *tname = NULL, *path = NULL;
+            size_t tl = 0, pl = 0;
+            luna_evidence_type t;
+            if (luna_json_get_string(e, "evidence_type", &tname, &tl) != LUNA_OK ||
+                luna_json_get_string(e, "file", &path, &pl) != LUNA_OK ||
+                !type_from_name(tname, &t))
+                return LUNA_ERR_CONFIG;
+            if (t == LUNA_EVIDENCE_TPM) {
+                *why = "kms.trust_anchors: the tpm anchor is kms.tpm_ak_ca";
+                return LUNA_ERR_CONFIG;
+            }
+            if (allowed[t])
+                LUNA_GUARD(anchor_push(out, t, path));
+        }
+    } else if (n_other > 1) {
+        *why = "kms.trust_anchors (required when several non-tpm evidence types are allowed)";
+        return LUNA_ERR_CONFIG;
+    } else if (n_other == 1) {
+        *why = "attestation.trust_anchors";
+        for (size_t i = 0; i < n_legacy; i++)
+            LUNA_GUARD(anchor_push(out, (luna_evidence_type)only, legacy[i]));
+    }
+    for (int t = 1; t <= LUNA_EVIDENCE_TYPE_MAX; t++) {
+        if (allowed[t] && out->n[t] == 0) {
+            *why = "kms.trust_anchors (an allowed evidence type has no anchor)";
+            return LUNA_ERR_CONFIG;
+        }
+    }
+    *why = NULL;
+    return LUNA_OK;
+}
+
 /* One policy from the config; freshness differs between the two uses. */
 static luna_err build(const json_t *root, bool production, const bool *allowed,
-                      const char *const *anchors, size_t n_anchors, bool require_nonce,
+                      const type_anchors *anchors, bool require_nonce,
+                      const char *extra_dep, const kms_verify_ref *extra,
                       luna_verifier **out, const char **why)
 {
     luna_policy *p = NULL;
@@ -133,9 +244,9 @@ static luna_err build(const json_t *root, bool production, const bool *allowed,
            keys in extraData, is its only freshness (docs/tpm-live.md). */
         if (t == LUNA_EVIDENCE_TPM)
             LUNA_TRY(luna_policy_set_nonce_freshness(p, LUNA_EVIDENCE_TPM), fail);
-        *why = "attestation.trust_anchors";
-        for (size_t i = 0; i < n_anchors; i++)
-            LUNA_TRY(add_anchor(p, (luna_evidence_type)t, anchors[i]), fail);
+        *why = t == LUNA_EVIDENCE_TPM ? "kms.tpm_ak_ca" : "kms.trust_anchors";
+        for (size_t i = 0; i < anchors->n[t]; i++)
+            LUNA_TRY(add_anchor(p, (luna_evidence_type)t, anchors->path[t][i]), fail);
     }
     const json_t *refs = NULL;
     size_t n_refs = 0;
@@ -155,6 +266,16 @@ static luna_err build(const json_t *root, bool production, const bool *allowed,
             if (luna_json_get_hex(r, "mr_signer", sg, sizeof(sg), &sl) == LUNA_OK)
                 LUNA_TRY(luna_policy_add_signer(p, dep, sg, sl), fail);
         }
+    }
+    if (extra_dep != NULL) {
+        *why = "registered deployment";
+        for (int t = 1; t <= LUNA_EVIDENCE_TYPE_MAX; t++)
+            if (allowed[t])
+                LUNA_TRY(luna_policy_add_reference(p, extra_dep, (luna_evidence_type)t,
+                                                   extra->mr_enclave, extra->mr_enclave_len),
+                         fail);
+        LUNA_TRY(luna_policy_add_signer(p, extra_dep, extra->mr_signer, extra->mr_signer_len),
+                 fail);
     }
     *why = "kms.evidence_max_age_sec";
     LUNA_TRY(luna_policy_set_freshness(p, require_nonce, (uint32_t)max_age, 60), fail);
@@ -188,9 +309,15 @@ luna_err kms_verify_new(const json_t *root, bool production, const char *const *
         if (type_from_name(types[i], &t))
             v->allowed[t] = true;
     }
-    luna_err err = build(root, production, v->allowed, anchors, n_anchors, true, &v->release, why);
+    v->root = root;
+    v->production = production;
+    luna_err err = anchors_resolve(root, v->allowed, anchors, n_anchors, &v->anchors, why);
     if (err == LUNA_OK)
-        err = build(root, production, v->allowed, anchors, n_anchors, false, &v->activate, why);
+        err = build(root, production, v->allowed, &v->anchors, true, NULL, NULL, &v->release,
+                    why);
+    if (err == LUNA_OK)
+        err = build(root, production, v->allowed, &v->anchors, false, NULL, NULL,
+                    &v->activate, why);
     if (err != LUNA_OK) {
         kms_verify_free(v);
         return err;
@@ -199,13 +326,95 @@ luna_err kms_verify_new(const json_t *root, bool production, const char *const *
     return LUNA_OK;
 }
 
+static void cache_flush(kms_verify *v)
+{
+    for (size_t i = 0; i < REG_CACHE; i++) {
+        luna_verifier_free(v->cache[i].release);
+        luna_verifier_free(v->cache[i].activate);
+        memset(&v->cache[i], 0, sizeof(v->cache[i]));
+    }
+}
+
 void kms_verify_free(kms_verify *v)
 {
     if (v == NULL)
         return;
+    cache_flush(v);
     luna_verifier_free(v->release);
     luna_verifier_free(v->activate);
     free(v);
+}
+
+void kms_verify_set_lookup(kms_verify *v, kms_verify_lookup_fn fn, void *arg)
+{
+    if (v == NULL)
+        return;
+    v->lookup = fn;
+    v->lookup_arg = arg;
+    cache_flush(v);
+}
+
+bool kms_verify_configured(const kms_verify *v, const char *deployment)
+{
+    const json_t *refs = NULL;
+    size_t n = 0;
+    if (v == NULL || deployment == NULL ||
+        luna_json_get_array(v->root, "kms.references", &refs, &n) != LUNA_OK)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const char *dep = NULL;
+        size_t dl = 0;
+        if (luna_json_get_string(json_array_get(refs, i), "deployment_id", &dep, &dl) ==
+                LUNA_OK &&
+            strcmp(dep, deployment) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * The verifier for a registered deployment whose row holds ref: a cached
+ * one built for exactly these references, else a new one (the least
+ * recently used entry is replaced).
+ */
+static luna_err registered_verifier(kms_verify *v, const char *deployment,
+                                    const kms_verify_ref *ref, bool release, luna_verifier **out)
+{
+    reg_entry *slot = &v->cache[0];
+    size_t dl = strlen(deployment);
+    if (dl >= sizeof(slot->deployment))
+        return LUNA_ERR_INVALID_ARG;
+    for (size_t i = 0; i < REG_CACHE; i++) {
+        reg_entry *e = &v->cache[i];
+        if (e->release != NULL && strcmp(e->deployment, deployment) == 0 &&
+            memcmp(&e->ref, ref, sizeof(*ref)) == 0) {
+            e->used = ++v->clock;
+            *out = release ? e->release : e->activate;
+            return LUNA_OK;
+        }
+        if (e->used < slot->used)
+            slot = e;
+    }
+    luna_verifier *rel = NULL, *act = NULL;
+    const char *why = NULL;
+    LUNA_GUARD(build(v->root, v->production, v->allowed, &v->anchors, true, deployment, ref,
+                     &rel, &why));
+    luna_err err = build(v->root, v->production, v->allowed, &v->anchors, false, deployment,
+                         ref, &act, &why);
+    if (err != LUNA_OK) {
+        luna_verifier_free(rel);
+        return err;
+    }
+    luna_verifier_free(slot->release);
+    luna_verifier_free(slot->activate);
+    memset(slot, 0, sizeof(*slot));
+    memcpy(slot->deployment, deployment, dl + 1);
+    slot->ref = *ref;
+    slot->release = rel;
+    slot->activate = act;
+    slot->used = ++v->clock;
+    *out = release ? rel : act;
+    return LUNA_OK;
 }
 
 bool kms_verify_type_ok(const kms_verify *v, const char *type)
@@ -226,6 +435,24 @@ luna_err kms_verify_evidence(kms_verify *v, bool release, const char *type, cons
         return LUNA_ERR_VERIFY;
     if (release && nonce == NULL)
         return LUNA_ERR_INVALID_ARG;
+    luna_verifier *ver = release ? v->release : v->activate;
+    if (deployment != NULL && v->lookup != NULL && !kms_verify_configured(v, deployment)) {
+        kms_verify_ref ref;
+        memset(&ref, 0, sizeof(ref));
+        luna_err lerr = v->lookup(v->lookup_arg, deployment, &ref);
+        if (lerr == LUNA_ERR_VERIFY) { /* the row failed its MAC (already logged) */
+            *reason = "deployment_row_tampered";
+            return LUNA_ERR_VERIFY;
+        }
+        if (lerr == LUNA_OK)
+            lerr = registered_verifier(v, deployment, &ref, release, &ver);
+        if (lerr != LUNA_OK && lerr != LUNA_ERR_NOT_FOUND) {
+            *reason = "registry_unavailable";
+            return LUNA_ERR_VERIFY;
+        }
+        /* NOT_FOUND: the configured verifier has no reference for it and
+           refuses (fail closed). */
+    }
     luna_verify_input in = {
         .type = t,
         .evidence = ev,
@@ -237,7 +464,7 @@ luna_err kms_verify_evidence(kms_verify *v, bool release, const char *type, cons
         .now = now,
     };
     memset(&res, 0, sizeof(res));
-    luna_err err = luna_verifier_verify(release ? v->release : v->activate, &in, &res);
+    luna_err err = luna_verifier_verify(ver, &in, &res);
     *reason = luna_verify_reason_name(res.reason);
     if (err != LUNA_OK) {
         luna_wipe(&res, sizeof(res));
@@ -262,5 +489,7 @@ luna_err kms_verify_refresh(kms_verify *v, const json_t *root)
     if (v == NULL || root == NULL)
         return LUNA_ERR_INVALID_ARG;
     LUNA_GUARD(load_collateral(root, v->release, false));
+    /* Registered verifiers are rebuilt on next use with the new documents. */
+    cache_flush(v);
     return load_collateral(root, v->activate, false);
 }
