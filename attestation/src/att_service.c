@@ -681,6 +681,16 @@ static void handle_tees(luna_http_request *req, void *arg)
         luna_http_reply_error(req, 404, "not_found", "no such resource");
         return;
     }
+    /* A TEE's state and current report are the gateway's health probe,
+       not tenant-scoped: a client (lunal://client/..., allowed here for
+       reinstatement with its own operator token) never reads them. */
+    const char *caller = luna_http_request_identity(req);
+    if (strcmp(luna_http_request_method(req), "GET") == 0 &&
+        (caller == NULL || strcmp(caller, ATT_GATEWAY_IDENTITY) != 0)) {
+        luna_http_reply_error(req, 403, "forbidden",
+                              "a TEE's state and report are read by the gateway only");
+        return;
+    }
     if (slash == NULL && strcmp(luna_http_request_method(req), "GET") == 0) {
         att_tee t;
         json_t *ans;

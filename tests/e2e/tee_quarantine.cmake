@@ -7,6 +7,8 @@
 include(${CMAKE_CURRENT_SOURCE_DIR}/support/kms_test.cmake)
 if(TARGET luna-attestation AND TARGET luna-tee-host AND TARGET luna-audit)
   luna_add_kms_test(e2e tee_quarantine ${CMAKE_CURRENT_SOURCE_DIR}/e2e/test_tee_quarantine.c)
+  target_sources(test_e2e_tee_quarantine PRIVATE
+    ${CMAKE_CURRENT_SOURCE_DIR}/support/platform_harness.c)
   target_link_libraries(test_e2e_tee_quarantine PRIVATE luna-tee-common)
   target_compile_definitions(test_e2e_tee_quarantine PRIVATE
     LUNA_ATT_BIN="$<TARGET_FILE:luna-attestation>"

@@ -313,6 +313,7 @@ static int setup(void **state)
     };
     for (size_t i = 0; i < sizeof svcs / sizeof svcs[0]; i++)
         assert_int_equal(0, htu_issue(&g_env, NULL, svcs[i][0], svcs[i][1], NULL));
+    assert_int_equal(0, htu_issue(&g_env, NULL, "lunal://client/acme/app", "client-app", NULL));
     assert_int_equal(0, htu_issue(&g_env, tee_ca, "lunal://tee/tee-a", "tee-a", NULL));
     assert_int_equal(0, htu_issue(&g_env, tee_ca, "lunal://tee/tee-b", "tee-b", NULL));
 
@@ -540,6 +541,12 @@ static void test_verify_tenant_scope(void **state)
         assert_int_equal(404, st);
     json_decref(ans);
     ans = NULL;
+    /* A TEE's state and report are the gateway's probe: a client reads
+       neither, not even its own tenant's, token or not. */
+    assert_int_equal(403, call("client-app", "GET", "/v1/attestation/tees/tee-a", NULL,
+                               g_tok_client, NULL));
+    assert_int_equal(403, call("client-app", "GET", "/v1/attestation/tees/tee-a/report", NULL,
+                               g_tok_client, NULL));
     /* The owner's token still verifies it by name. */
     assert_int_equal(200, call("gateway", "POST", "/v1/attestation/verify", named, g_tok_client,
                                &ans));

@@ -44,6 +44,7 @@
 
 #include "host_tpm.h"
 #include "kms_harness.h"
+#include "platform_harness.h"
 #include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/crypto.h"
@@ -77,155 +78,6 @@ static char g_qname[2 * LUNA_TPM_NAME_MAX + 1];
 static char g_bundle[HTU_PATH_MAX];
 static char *g_report;          /* the admitted TEE's report (JWS) */
 static uint8_t g_kx[32], g_sg[32]; /* its attested keys */
-
-/* ---- files and processes ---- */
-
-static void pathf(char *out, size_t cap, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", K.env.dir, name);
-    assert_true(n > 0 && (size_t)n < cap);
-}
-
-static void write_path(const char *p, const void *data, size_t n, mode_t mode)
-{
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    assert_true(fd >= 0);
-    assert_int_equal((ssize_t)n, write(fd, data, n));
-    assert_int_equal(0, close(fd));
-}
-
-static void write_text(const char *name, const char *text, mode_t mode)
-{
-    char p[HTU_PATH_MAX];
-    pathf(p, sizeof(p), name);
-    write_path(p, text, strlen(text), mode);
-}
-
-static void copy_file(const char *from, const char *to, const char *extra, mode_t mode)
-{
-    size_t n = 0;
-    uint8_t *b = luna_test_read_file(from, &n);
-    assert_non_null(b);
-    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    assert_true(fd >= 0);
-    assert_int_equal((ssize_t)n, write(fd, b, n));
-    if (extra != NULL)
-        assert_int_equal((ssize_t)strlen(extra), write(fd, extra, strlen(extra)));
-    assert_int_equal(0, close(fd));
-    free(b);
-}
-
-/* The whole file, or NULL when it does not exist (yet). */
-static uint8_t *read_opt(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 1u << 16, n = 0;
-    uint8_t *b = malloc(cap);
-    assert_non_null(b);
-    for (;;) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        cap *= 2;
-        uint8_t *bigger = realloc(b, cap);
-        if (bigger == NULL)
-            free(b);
-        assert_non_null(bigger);
-        b = bigger;
-    }
-    fclose(f);
-    *len = n;
-    return b;
-}
-
-/* Bytes of a file in the folder (and of a SQLite -wal beside it) contain needle. */
-static bool log_has(const char *name, const char *needle)
-{
-    char p[HTU_PATH_MAX + 8];
-    for (int i = 0; i < 2; i++) {
-        int k = snprintf(p, sizeof(p), "%s/%s%s", K.env.dir, name, i == 0 ? "" : "-wal");
-        assert_true(k > 0 && (size_t)k < sizeof(p));
-        size_t n = 0;
-        uint8_t *b = read_opt(p, &n);
-        if (b == NULL)
-            continue;
-        bool found = memmem(b, n, needle, strlen(needle)) != NULL;
-        free(b);
-        if (found)
-            return true;
-    }
-    return false;
-}
-
-static bool wait_for(const char *name, const char *needle, int seconds)
-{
-    long end = htu_now_ms() + seconds * 1000L;
-    while (htu_now_ms() < end) {
-        if (log_has(name, needle))
-            return true;
-        usleep(50000);
-    }
-    return log_has(name, needle);
-}
-
-static pid_t spawn(char *const argv[], const char *log)
-{
-    char lp[HTU_PATH_MAX];
-    pathf(lp, sizeof(lp), log);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(lp, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-            _exit(127);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop(pid_t *pid)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, SIGTERM);
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-            *pid = -1;
-            return;
-        }
-        usleep(25000);
-    }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, NULL, 0);
-    *pid = -1;
-}
-
-static bool port_open(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static void wait_port(uint16_t port, pid_t pid, const char *what)
-{
-    for (int i = 0; i < 400; i++) {
-        if (port_open(port))
-            return;
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            fail_msg("%s exited before listening", what);
-        usleep(50000);
-    }
-    fail_msg("%s did not listen on %u", what, (unsigned)port);
-}
 
 /* ---- the software TPMs ---- */
 
@@ -282,7 +134,7 @@ static uint16_t pick_ports(void)
 static void swtpm_make(swtpm *t, const char *name)
 {
     char conf[HTU_PATH_MAX + 32], setup[HTU_PATH_MAX + 32], text[8 * HTU_PATH_MAX];
-    pathf(t->dir, sizeof(t->dir), name);
+    plh_path(&K, t->dir, sizeof(t->dir), name);
     snprintf(t->state, sizeof(t->state), "%s/state", t->dir);
     snprintf(t->ca, sizeof(t->ca), "%s/ca", t->dir);
     assert_int_equal(0, mkdir(t->dir, 0700));
@@ -294,13 +146,13 @@ static void swtpm_make(swtpm *t, const char *name)
              "statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\n"
              "certserial = %s/certserial\n",
              t->ca, t->ca, t->ca, t->ca);
-    write_path(conf, text, strlen(text), 0600);
+    plh_write_path(conf, text, strlen(text), 0600);
     snprintf(text, sizeof(text),
              "create_certs_tool = swtpm_localca\ncreate_certs_tool_config = %s\n"
              "create_certs_tool_options = /etc/swtpm-localca.options\n"
              "active_pcr_banks = sha256\n",
              conf);
-    write_path(setup, text, strlen(text), 0600);
+    plh_write_path(setup, text, strlen(text), 0600);
     char *const argv[] = {(char *)"swtpm_setup", (char *)"--tpm2", (char *)"--tpm-state",
                           t->state, (char *)"--create-ek-cert", (char *)"--config", setup,
                           (char *)"--logfile", (char *)"/dev/null", NULL};
@@ -327,7 +179,7 @@ static void swtpm_start(swtpm *t)
                           (char *)"not-need-init,startup-clear", NULL};
     char log[32];
     snprintf(log, sizeof(log), "swtpm-%u.log", t->port);
-    t->pid = spawn(argv, log);
+    t->pid = plh_spawn(&K, argv, log);
     for (int i = 0; i < 150; i++) {
         host_tpm *h = NULL;
         if (host_tpm_open(t->tcti, &h) == LUNA_OK) {
@@ -418,7 +270,7 @@ static void enrol_tpm_a(void)
     /* The TPM half runs in the TEE host (platform "tpm", no TEE yet),
        reached over mTLS as lunal://svc/operator. */
     g_host = host_start("host-enrol", t, NULL, NULL);
-    for (int i = 0; i < 400 && !port_open(g_host_port); i++)
+    for (int i = 0; i < 400 && !plh_port_open(g_host_port); i++)
         usleep(50000);
     json_t *ans = NULL;
     assert_int_equal(403, host_call("gateway", "GET", "/v1/tee-host/tpm/enrolment", NULL, &ans));
@@ -445,7 +297,7 @@ static void enrol_tpm_a(void)
     free(body);
     n = json_b64(ans, "credential", answer, sizeof(answer));
     json_decref(ans);
-    stop(&g_host); /* frees TPM A */
+    plh_stop(&g_host); /* frees TPM A */
     EVP_PKEY *akey = NULL;
     assert_luna_ok(luna_tpm_enrol_finish(e, answer, n, &akey));
     EVP_PKEY_free(akey);
@@ -461,7 +313,7 @@ static void enrol_tpm_a(void)
     assert_luna_ok(luna_tpm_akca_create(now - 300, now + 86400, &ca_key, &ca));
     assert_luna_ok(luna_tpm_akca_certify(e, ca_key, ca, now - 60, now + 3600, &akc));
     assert_luna_ok(luna_tpm_akca_crl(ca_key, ca, now - 60, now + 3600, &crl));
-    pathf(path, sizeof(path), "tpm-akca.pem");
+    plh_path(&K, path, sizeof(path), "tpm-akca.pem");
     assert_luna_ok(luna_pki_write_cert(path, ca));
     luna_wbuf col;
     unsigned char *der = NULL;
@@ -475,8 +327,8 @@ static void enrol_tpm_a(void)
     assert_true((dn = i2d_X509_CRL(crl, &der)) > 0);
     assert_luna_ok(luna_hwcol_add(&col, LUNA_HWCOL_CRL, der, (size_t)dn));
     OPENSSL_free(der);
-    pathf(path, sizeof(path), "tpm-ak.lhc");
-    write_path(path, col.data, col.len, 0644);
+    plh_path(&K, path, sizeof(path), "tpm-ak.lhc");
+    plh_write_path(path, col.data, col.len, 0644);
     luna_wbuf_free(&col);
     X509_CRL_free(crl);
     X509_free(akc);
@@ -489,43 +341,13 @@ static void enrol_tpm_a(void)
 
 /* ---- the real services ---- */
 
-static void audit_start(void)
-{
-    char cfg[HTU_PATH_MAX], key[HTU_PATH_MAX], db[HTU_PATH_MAX], text[4096];
-    pathf(key, sizeof(key), "checkpoint.skey");
-    pathf(db, sizeof(db), "auditlog.db");
-    char *kg[] = {(char *)LUNA_AUDIT_BIN, (char *)"keygen", (char *)"--name",
-                  (char *)"lunal.audit/tpm-flow", (char *)"--out", key, NULL};
-    assert_int_equal(0, htu_run(kg));
-    assert_int_equal(0, htu_issue(&K.env, NULL, "lunal://svc/audit", "audit", NULL));
-    g_audit_port = (uint16_t)htu_free_port();
-    const char *d = K.env.dir;
-    snprintf(text, sizeof(text),
-             "{\"profile\":\"development\",\"listen\":{\"address\":\"127.0.0.1\",\"port\":%u},"
-             "\"tls\":{\"cert\":\"%s/audit.crt\",\"key\":\"%s/audit.key\",\"ca\":\"%s\"},"
-             "\"storage\":{\"url\":\"sqlite:%s\"},\"log\":{\"level\":\"info\"},"
-             "\"audit\":{\"origin\":\"lunal.audit/tpm-flow\",\"key_file\":\"%s\","
-             "\"iam_jwks\":\"%s/iam.jwks\",\"token_issuer\":\"lunal://svc/iam\","
-             "\"token_audience\":\"" LUNA_AUD_AUDIT "\"}}",
-             (unsigned)g_audit_port, d, d, K.env.ca_crt, db, key, d);
-    write_text("audit.json", text, 0600);
-    pathf(cfg, sizeof(cfg), "audit.json");
-    char *argv[] = {(char *)LUNA_AUDIT_BIN, (char *)"--config", cfg, NULL};
-    g_audit = spawn(argv, "audit-svc.log");
-    wait_port(g_audit_port, g_audit, "luna-audit");
-}
-
 /* The attestation service allowing "tpm" only: the enrolment CA as its
    anchor, the AK bundle as collateral, the AK's qualified name as signer;
    its reference is derived from the deployment's mr_enclave. */
 static void att_start(const char *build_hash_hex)
 {
-    char text[8192], mr[65], signer_hex[65], key_id[LUNA_MANIFEST_KEY_ID_LEN + 1];
-    uint8_t signer[32];
-    assert_luna_ok(luna_manifest_mr_signer(g_dev_pk, signer));
-    assert_luna_ok(luna_manifest_key_id(g_dev_pk, key_id));
-    assert_luna_ok(luna_hex_encode(g_mr, 32, mr, sizeof(mr)));
-    assert_luna_ok(luna_hex_encode(signer, 32, signer_hex, sizeof(signer_hex)));
+    char text[8192], dep[1024];
+    plh_att_deployment(g_dev_pk, g_mr, build_hash_hex, dep, sizeof(dep));
     g_att_port = (uint16_t)htu_free_port();
     const char *d = K.env.dir;
     snprintf(text, sizeof(text),
@@ -543,46 +365,10 @@ static void att_start(const char *build_hash_hex)
              "\"kms\":{\"host\":\"127.0.0.1\",\"port\":%u},"
              "\"audit\":{\"host\":\"127.0.0.1\",\"port\":%u},"
              "\"report_key\":\"%s/report.key\","
-             "\"tee_ca_dir\":\"%s/teeca\",\"iam_jwks\":\"%s/iam.jwks\","
-             "\"deployments\":[{\"id\":\"%s\",\"version\":\"1.0.0\",\"mr_enclave\":\"%s\","
-             "\"mr_signer\":\"%s\",\"build_hash\":\"sha256:%s\",\"developer_id\":\"dev_test\","
-             "\"key_id\":\"%s\"}]}}",
+             "\"tee_ca_dir\":\"%s/teeca\",\"iam_jwks\":\"%s/iam.jwks\",%s}}",
              (unsigned)g_att_port, d, d, K.env.ca_crt, d, d, INTERVAL, d, d, g_qname,
-             (unsigned)K.port, (unsigned)g_audit_port, d, d, d, KMSH_DEPLOYMENT, mr, signer_hex,
-             build_hash_hex, key_id);
-    write_text("att.json", text, 0600);
-    char cfg[HTU_PATH_MAX];
-    pathf(cfg, sizeof(cfg), "att.json");
-    char *argv[] = {(char *)LUNA_ATT_BIN, (char *)"--config", cfg, NULL};
-    g_att = spawn(argv, "att.log");
-    wait_port(g_att_port, g_att, "luna-attestation");
-}
-
-static int att_call(const char *cert, const char *method, const char *path, json_t **out)
-{
-    luna_http_client_opts o;
-    char paths[3][HTU_PATH_MAX];
-    luna_http_result res;
-    htu_client_opts(&K.env, cert, g_att_port, "lunal://svc/attestation", &o, paths);
-    o.timeout_sec = 20;
-    memset(&res, 0, sizeof(res));
-    assert_luna_ok(luna_http_fetch(&o, method, path, NULL, NULL, 0, &res));
-    if (out != NULL)
-        *out = json_loadb((const char *)res.body, res.body_len, 0, NULL);
-    int status = res.status;
-    luna_http_result_free(&res);
-    return status;
-}
-
-static void att_jwks_to_kms(void)
-{
-    json_t *jwks = NULL;
-    assert_int_equal(200, att_call("gateway", "GET", "/v1/attestation/jwks", &jwks));
-    char *t = json_dumps(jwks, JSON_COMPACT);
-    assert_non_null(t);
-    write_text("att.jwks", t, 0644);
-    free(t);
-    json_decref(jwks);
+             (unsigned)K.port, (unsigned)g_audit_port, d, d, d, dep);
+    g_att = plh_att_spawn(&K, text, g_att_port);
 }
 
 /* text with its one occurrence of from replaced by to (asserts it is there). */
@@ -604,7 +390,7 @@ static void kms_config(void)
     char teeca[HTU_PATH_MAX], from[HTU_PATH_MAX * 2], to[HTU_PATH_MAX * 2], mr[65], sg[65],
         ref[65];
     const char *d = K.env.dir;
-    pathf(teeca, sizeof(teeca), "teeca/ca.crt");
+    plh_path(&K, teeca, sizeof(teeca), "teeca/ca.crt");
     /* The KMS's tpm anchor: only ever kms.tpm_ak_ca (docs/kms.md). */
     snprintf(K.extra, sizeof(K.extra), ",\"tee_ca\":\"%s\",\"tpm_ak_ca\":\"%s/tpm-akca.pem\"",
              teeca, d);
@@ -637,84 +423,11 @@ static void kms_config(void)
              "\"audit\":{\"host\":\"127.0.0.1\",\"port\":%u,\"identity\":\"lunal://svc/audit\"}",
              (unsigned)g_audit_port);
     text = replace_once(text, from, to);
-    write_path(K.config, text, strlen(text), 0600);
+    plh_write_path(K.config, text, strlen(text), 0600);
     free(text);
 }
 
-static void tee_register(const char *tee_id)
-{
-    char ref[65], body[512];
-    kmsh_resp r;
-    assert_luna_ok(luna_hex_encode(g_ref, 32, ref, sizeof(ref)));
-    snprintf(body, sizeof(body),
-             "{\"tee_id\":\"%s\",\"tenants\":[\"" TENANT "\"],\"deployment_id\":\"%s\","
-             "\"tee_type\":\"tpm\",\"mr_enclave\":\"%s\"}",
-             tee_id, KMSH_DEPLOYMENT, ref);
-    assert_int_equal(0, kmsh_call(&K, "attestation", "POST", "/v1/kms/tees", NULL, body, &r));
-    assert_int_equal(201, r.status);
-    kmsh_resp_free(&r);
-}
-
-static void kms_status(const char *tee_id, char *out, size_t cap)
-{
-    char path[128];
-    kmsh_resp r;
-    snprintf(path, sizeof(path), "/v1/kms/tees/%s", tee_id);
-    out[0] = '\0';
-    if (kmsh_call(&K, "attestation", "GET", path, NULL, NULL, &r) == 0 && r.status == 200) {
-        const char *s = json_string_value(json_object_get(r.body, "status"));
-        snprintf(out, cap, "%s", s != NULL ? s : "");
-    }
-    kmsh_resp_free(&r);
-}
-
-static bool wait_status(const char *tee_id, const char *want, long ms)
-{
-    char st[32];
-    long end = htu_now_ms() + ms;
-    do {
-        kms_status(tee_id, st, sizeof(st));
-        if (strcmp(st, want) == 0)
-            return true;
-        usleep(50000);
-    } while (htu_now_ms() < end);
-    return false;
-}
-
 /* ---- the platform ---- */
-
-static void runtime_config(const char *name, uint16_t port)
-{
-    char pk[64], text[4096], teeca[HTU_PATH_MAX];
-    assert_luna_ok(luna_b64url_encode(g_dev_pk, 32, pk, sizeof(pk)));
-    pathf(teeca, sizeof(teeca), "teeca/ca.crt");
-    snprintf(text, sizeof(text),
-             "{\"deployment_id\":\"%s\",\"developer_id\":\"dev_test\",\"developer_pk\":\"%s\","
-             "\"listen\":{\"address\":\"127.0.0.1\",\"port\":%u},"
-             "\"tls\":{\"ca\":\"%s\",\"tee_ca\":\"%s\"},"
-             "\"kms\":{\"host\":\"127.0.0.1\",\"port\":%u},"
-             "\"limits\":{\"cpu_seconds\":2,\"wall_ms\":15000,\"memory_mib\":128,"
-             "\"result_kib\":256,\"scratch_kib\":1024}}",
-             KMSH_DEPLOYMENT, pk, (unsigned)port, K.env.ca_crt, teeca, (unsigned)K.port);
-    write_text(name, text, 0644);
-}
-
-static void measure(const char *runtime, const char *bundle, const char *config, uint8_t mr[32])
-{
-    uint8_t exe[32], bun[32], ch[32];
-    size_t n = 0;
-    char p[HTU_PATH_MAX], why[256];
-    luna_tee_config tc;
-    pathf(p, sizeof(p), config);
-    uint8_t *cfg = luna_test_read_file(p, &n);
-    assert_non_null(cfg);
-    assert_luna_ok(luna_tee_config_parse(cfg, n, &tc, why, sizeof(why)));
-    assert_luna_ok(luna_tee_config_hash(&tc, ch));
-    assert_luna_ok(luna_tee_hash_path(runtime, exe));
-    assert_luna_ok(luna_tee_hash_path(bundle, bun));
-    assert_luna_ok(luna_tee_mr_enclave(exe, bun, ch, mr));
-    free(cfg);
-}
 
 /* PCR 23 after reset + extend(mr), then the quote's pcrDigest over it. */
 static void pcr_reference(const uint8_t mr[32], uint8_t out[32])
@@ -730,10 +443,9 @@ static void pcr_reference(const uint8_t mr[32], uint8_t out[32])
 static pid_t host_start(const char *name, const swtpm *tpm, const char *runtime,
                         const char *tee_id)
 {
-    char text[8192], man[HTU_PATH_MAX], rc[HTU_PATH_MAX], cfgp[HTU_PATH_MAX], log[96],
-        json[64];
-    pathf(man, sizeof(man), "app.jws");
-    pathf(rc, sizeof(rc), "rt.json");
+    char text[8192], man[HTU_PATH_MAX], rc[HTU_PATH_MAX];
+    plh_path(&K, man, sizeof(man), "app.jws");
+    plh_path(&K, rc, sizeof(rc), "rt.json");
     const char *d = K.env.dir;
     if (runtime == NULL) /* the host alone, for the operator's enrolment */
         snprintf(text, sizeof(text),
@@ -752,38 +464,7 @@ static pid_t host_start(const char *name, const swtpm *tpm, const char *runtime,
              "\"tees\":[{\"id\":\"%s\",\"config\":\"%s\",\"manifest\":\"%s\",\"bundle\":\"%s\"}]}}",
              (unsigned)g_host_port, d, d, K.env.ca_crt, tpm->tcti, runtime, (unsigned)g_att_port,
              tee_id, rc, man, g_bundle);
-    snprintf(json, sizeof(json), "%s.json", name);
-    write_text(json, text, 0600);
-    pathf(cfgp, sizeof(cfgp), json);
-    snprintf(log, sizeof(log), "%s.log", name);
-    char exe[HTU_PATH_MAX];
-    snprintf(exe, sizeof(exe), "%s/tee/luna-tee-host", getenv("LUNA_BINARY_DIR"));
-    char *argv[] = {exe, (char *)"run", (char *)"--config", cfgp, NULL};
-    return spawn(argv, log);
-}
-
-static bool att_state_now(const char *tee_id, const char *want)
-{
-    char path[128];
-    json_t *ans = NULL;
-    snprintf(path, sizeof(path), "/v1/attestation/tees/%s", tee_id);
-    int st = att_call("gateway", "GET", path, &ans);
-    const char *s = json_string_value(json_object_get(ans, "state"));
-    bool ok = st == 200 && s != NULL && strcmp(s, want) == 0;
-    json_decref(ans);
-    return ok;
-}
-
-/* The KMS registry is updated before the attestation service records its
- * own state for the same admission, so the second is awaited, not read. */
-static bool att_state_is(const char *tee_id, const char *want)
-{
-    for (int i = 0; i < 100; i++) {
-        if (att_state_now(tee_id, want))
-            return true;
-        usleep(100000);
-    }
-    return false;
+    return plh_host_spawn(&K, name, text);
 }
 
 /* A client of the runtime: the gateway's certificate, the TEE CA. */
@@ -791,7 +472,7 @@ static void rt_opts(luna_http_client_opts *o, char paths[3][HTU_PATH_MAX], const
                     char *teeca, char *identity)
 {
     htu_client_opts(&K.env, "gateway", g_rt_port, identity, o, paths);
-    pathf(teeca, HTU_PATH_MAX, "teeca/ca.crt");
+    plh_path(&K, teeca, HTU_PATH_MAX, "teeca/ca.crt");
     snprintf(identity, 96, "lunal://tee/%s", tee_id);
     o->tls.tee_ca_file = teeca;
     o->expected_identity = identity;
@@ -804,11 +485,9 @@ static int setup(void **state)
     const char *bin = getenv("LUNA_BINARY_DIR");
     assert_non_null(bin);
     kmsh_setup(&K, NULL);
+    plh_teeca_init(&K);
     char teeca[HTU_PATH_MAX];
-    pathf(teeca, sizeof(teeca), "teeca");
-    char *init[] = {(char *)LUNA_CA_BIN, (char *)"init", (char *)"--dir", teeca, NULL};
-    assert_int_equal(0, htu_run(init));
-    assert_int_equal(0, htu_issue(&K.env, NULL, "lunal://svc/tee-host", "tee-host", NULL));
+    plh_path(&K, teeca, sizeof(teeca), "teeca");
     /* The test also speaks for tee-1 to the KMS (its own quotes). */
     assert_int_equal(0, htu_issue(&K.env, teeca, "lunal://tee/tee-1", "probe-tee-1", NULL));
 
@@ -822,50 +501,34 @@ static int setup(void **state)
 
     /* Developer, runtime, config, measurement, signed manifest. */
     assert_luna_ok(luna_ed25519_keygen(g_dev_seed, g_dev_pk));
-    char rt_src[HTU_PATH_MAX], rt[HTU_PATH_MAX];
-    snprintf(rt_src, sizeof(rt_src), "%s/tee/luna-tee", bin);
-    pathf(rt, sizeof(rt), "luna-tee");
-    copy_file(rt_src, rt, NULL, 0755);
-    snprintf(g_bundle, sizeof(g_bundle), "%s/tee/liblunal-demo-jobs.so", bin);
+    char rt[HTU_PATH_MAX];
+    plh_runtime_copy(&K, rt, g_bundle);
     g_rt_port = (uint16_t)htu_free_port();
-    runtime_config("rt.json", g_rt_port);
-    measure(rt, g_bundle, "rt.json", g_mr);
+    plh_runtime_config(&K, "rt.json", g_dev_pk, g_rt_port);
+    plh_measure(&K, rt, g_bundle, "rt.json", g_mr);
     pcr_reference(g_mr, g_ref);
-    luna_manifest m;
-    memset(&m, 0, sizeof(m));
-    snprintf(m.name, sizeof(m.name), "%s", KMSH_DEPLOYMENT);
-    snprintf(m.version, sizeof(m.version), "1.0.0");
-    snprintf(m.jobs[0], sizeof(m.jobs[0]), "wordstats");
-    m.n_jobs = 1;
-    assert_luna_ok(luna_tee_hash_path(g_bundle, m.build_hash));
-    memcpy(m.mr_enclave, g_mr, 32);
-    m.mr_enclave_len = 32;
-    snprintf(m.developer_id, sizeof(m.developer_id), "dev_test");
-    char *jws = NULL;
-    assert_luna_ok(luna_manifest_sign(&m, g_dev_seed, &jws, NULL));
-    write_text("app.jws", jws, 0644);
-    free(jws);
     char bh[65];
-    assert_luna_ok(luna_hex_encode(m.build_hash, 32, bh, sizeof(bh)));
+    plh_sign_manifest(&K, g_dev_seed, g_mr, g_bundle, bh);
 
-    audit_start();
+    g_audit_port = plh_audit_setup(&K, "lunal.audit/tpm-flow");
+    g_audit = plh_audit_start(&K, g_audit_port);
     att_start(bh);
-    att_jwks_to_kms();
+    plh_att_jwks_to_kms(&K, g_att_port);
     kms_config();
     kmsh_start(&K);
-    tee_register("tee-1");
-    tee_register("tee-2");
+    plh_tee_register(&K, "tee-1", TENANT, "tpm", g_ref);
+    plh_tee_register(&K, "tee-2", TENANT, "tpm", g_ref);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    stop(&g_host);
-    stop(&g_att);
-    stop(&g_audit);
+    plh_stop(&g_host);
+    plh_stop(&g_att);
+    plh_stop(&g_audit);
     for (int i = 0; i < 2; i++)
-        stop(&g_tpm[i].pid);
+        plh_stop(&g_tpm[i].pid);
     free(g_report);
     if (getenv("LUNA_KMS_TEST_KEEP") != NULL)
         fprintf(stderr, "kept %s\n", K.env.dir);
@@ -896,22 +559,23 @@ static void test_admitted_with_tpm_evidence(void **state)
 {
     (void)state;
     char rt[HTU_PATH_MAX];
-    pathf(rt, sizeof(rt), "luna-tee");
+    plh_path(&K, rt, sizeof(rt), "luna-tee");
     g_host = host_start("host-a", &g_tpm[0], rt, "tee-1");
-    assert_true(wait_status("tee-1", "active", 40000));
-    assert_true(att_state_is("tee-1", "active"));
+    assert_true(plh_wait_status(&K, "tee-1", "active", 40000));
+    assert_true(plh_att_state_is(&K, g_att_port, "tee-1", "active"));
 
     /* The stored appraisal (the answer body the service keeps in its
        database, read from the file so this does not depend on the read
        API's authentication): type tpm, the TPM wording, nothing simulated
        and no memory-encryption claim. */
-    assert_true(wait_for("att.db", "\"evidence_type\":\"tpm\"", 5));
-    assert_true(log_has("att.db", "\"environment\":\"TPM 2.0 quote of a host-measured runtime\""));
-    assert_true(log_has("att.db", "\"memory_encryption\":\"not provided: TPM 2.0 quote"));
-    assert_true(log_has("att.db", "\"simulated\":false"));
-    assert_false(log_has("att.db", "\"simulated\":true"));
-    assert_false(log_has("att.db", "SIMULATED"));
-    assert_false(log_has("att.db", "Memory Encryption: Active"));
+    assert_true(plh_wait_for(&K, "att.db", "\"evidence_type\":\"tpm\"", 5));
+    assert_true(plh_log_has(&K, "att.db",
+                            "\"environment\":\"TPM 2.0 quote of a host-measured runtime\""));
+    assert_true(plh_log_has(&K, "att.db", "\"memory_encryption\":\"not provided: TPM 2.0 quote"));
+    assert_true(plh_log_has(&K, "att.db", "\"simulated\":false"));
+    assert_false(plh_log_has(&K, "att.db", "\"simulated\":true"));
+    assert_false(plh_log_has(&K, "att.db", "SIMULATED"));
+    assert_false(plh_log_has(&K, "att.db", "Memory Encryption: Active"));
 
     /* The runtime labels itself with what was appraised. */
     luna_http_client_opts o;
@@ -988,9 +652,9 @@ static void test_key_released_after_kms_verification(void **state)
     luna_http_result_free(&r);
     luna_wbuf_free(&env);
     /* The release is in the real audit log. */
-    assert_true(wait_for("auditlog.db", "\"operation\":\"otk.release\"", 5));
+    assert_true(plh_wait_for(&K, "auditlog.db", "\"operation\":\"otk.release\"", 5));
     char st[32];
-    kms_status("tee-1", st, sizeof(st));
+    plh_kms_status(&K, "tee-1", st, sizeof(st));
     assert_string_equal("active", st);
 }
 
@@ -1050,7 +714,7 @@ static void test_kms_refuses_changed_pcr_and_foreign_tpm(void **state)
     (void)state;
     char otk_id[64], code[64];
     uint8_t csk[32], cpk[32], sealed[80];
-    stop(&g_host); /* frees TPM A */
+    plh_stop(&g_host); /* frees TPM A */
     assert_luna_ok(luna_x25519_keygen(csk, cpk));
     char *tok = kmsh_token(&K, TENANT, "client");
     kmsh_resp kr;
@@ -1061,12 +725,13 @@ static void test_kms_refuses_changed_pcr_and_foreign_tpm(void **state)
 
     assert_int_equal(403, release_with_quote(&g_tpm[0], true, otk_id, code, sizeof(code)));
     assert_string_equal("evidence_invalid", code);
-    assert_true(wait_for("kms.log", "\"tee\":\"tee-1\",\"reason\":\"measurement_mismatch\"", 5));
+    assert_true(plh_wait_for(&K, "kms.log",
+                             "\"tee\":\"tee-1\",\"reason\":\"measurement_mismatch\"", 5));
     assert_int_equal(403, release_with_quote(&g_tpm[1], false, otk_id, code, sizeof(code)));
     assert_string_equal("evidence_invalid", code);
-    assert_true(wait_for("kms.log", "\"tee\":\"tee-1\",\"reason\":\"bad_signature\"", 5));
+    assert_true(plh_wait_for(&K, "kms.log", "\"tee\":\"tee-1\",\"reason\":\"bad_signature\"", 5));
     /* Each time the report was valid: a disagreement, audited. */
-    assert_true(wait_for("auditlog.db", "attestation.disagreement", 5));
+    assert_true(plh_wait_for(&K, "auditlog.db", "attestation.disagreement", 5));
     /* Control: the same path with the honest quote is released. */
     assert_int_equal(200, release_with_quote(&g_tpm[0], false, otk_id, code, sizeof(code)));
 }
@@ -1077,19 +742,20 @@ static void test_unenrolled_tpm_not_admitted(void **state)
 {
     (void)state;
     char rt[HTU_PATH_MAX], st[32];
-    pathf(rt, sizeof(rt), "luna-tee");
+    plh_path(&K, rt, sizeof(rt), "luna-tee");
     g_host = host_start("host-b", &g_tpm[1], rt, "tee-2");
-    assert_true(wait_for("att.log",
+    assert_true(plh_wait_for(&K, "att.log",
                          "\"tee_id\":\"tee-2\",\"deployment_id\":\"app\",\"status\":"
                          "\"refused\",\"reason\":\"bad_signature\"",
                          30));
-    assert_true(wait_for("host-b.log", "admission failed", 10));
-    kms_status("tee-2", st, sizeof(st));
+    assert_true(plh_wait_for(&K, "host-b.log", "admission failed", 10));
+    plh_kms_status(&K, "tee-2", st, sizeof(st));
     assert_string_equal("pending", st);
     json_t *ans = NULL;
-    assert_int_equal(404, att_call("gateway", "GET", "/v1/attestation/tees/tee-2", &ans));
+    assert_int_equal(404, plh_att_call(&K, g_att_port, "gateway", "GET",
+                                       "/v1/attestation/tees/tee-2", &ans));
     json_decref(ans);
-    stop(&g_host);
+    plh_stop(&g_host);
 }
 
 /* tee-1 restarted on TPM A from a changed runtime: PCR 23 holds another
@@ -1098,20 +764,20 @@ static void test_changed_measurement_quarantined(void **state)
 {
     (void)state;
     char rt[HTU_PATH_MAX], swapped[HTU_PATH_MAX];
-    pathf(rt, sizeof(rt), "luna-tee");
-    pathf(swapped, sizeof(swapped), "luna-tee.swapped");
-    copy_file(rt, swapped, "changed", 0755);
+    plh_path(&K, rt, sizeof(rt), "luna-tee");
+    plh_path(&K, swapped, sizeof(swapped), "luna-tee.swapped");
+    plh_copy_file(rt, swapped, "changed", 0755);
     long t0 = htu_now_ms();
     g_host = host_start("host-c", &g_tpm[0], swapped, "tee-1");
-    bool quarantined = wait_status("tee-1", "quarantined", 20000);
+    bool quarantined = plh_wait_status(&K, "tee-1", "quarantined", 20000);
     fprintf(stderr, "quarantined after %ld ms\n", htu_now_ms() - t0);
     assert_true(quarantined);
-    assert_true(att_state_is("tee-1", "quarantined"));
-    assert_true(wait_for("att.log",
+    assert_true(plh_att_state_is(&K, g_att_port, "tee-1", "quarantined"));
+    assert_true(plh_wait_for(&K, "att.log",
                          "\"event\":\"tee.quarantined\",\"tee_id\":\"tee-1\",\"reason\":"
                          "\"measurement_mismatch\"",
                          5));
-    stop(&g_host);
+    plh_stop(&g_host);
 }
 
 int main(void)
