@@ -206,9 +206,10 @@ typedef struct gw_caller {
  * 403, 429, 503).
  */
 bool gw_service_admit(gw_service *g, luna_http_request *req, gw_caller *who);
-/* IAM's key set as loaded now (NULL before the first fetch); borrowed
-   until the next event-loop turn. */
-const struct luna_jws_keyset *gw_service_keyset(const gw_service *g);
+/* A JSON error answer {"error":{"code","message"[,"field"]}}: code and
+   message are static text; field is a schema path (never a value). */
+void gw_reply_error(luna_http_request *req, int status, const char *code, const char *message,
+                    const char *field);
 
 /* Registers the public routes on a public listener. */
 luna_err gw_service_routes(gw_service *g, luna_http_server *srv) LUNA_MUST_CHECK;
@@ -226,6 +227,17 @@ bool gw_service_ready(void *arg);
  * JSON error.  The pointer is owned by req and lives as long as it.
  */
 const char *gw_forward_authorization(const luna_http_request *req);
+
+/*
+ * The downstream token auth (as gw_forward_authorization picked it)
+ * checked as its service will - IAM's signature and issuer, audience -
+ * and bound to the caller: it must name who's tenant and principal.
+ * LUNA_OK; LUNA_ERR_FORMAT: not "Bearer <token>"; LUNA_ERR_UNAVAILABLE:
+ * IAM's keys not loaded yet; LUNA_ERR_EXPIRED; LUNA_ERR_UNAUTHENTICATED:
+ * anything else.  Replies nothing: each caller answers in its own words.
+ */
+luna_err gw_downstream_verify(const gw_service *g, const char *auth, const char *audience,
+                              const gw_caller *who) LUNA_MUST_CHECK;
 
 /*
  * Cancels every pending upstream call (their requests are answered 503)

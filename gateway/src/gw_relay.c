@@ -26,7 +26,6 @@
 #include "luna/audience.h"
 #include "luna/bytes.h"
 #include "luna/json.h"
-#include "luna/jws.h"
 #include "luna/log.h"
 
 #define COMPONENT "gateway"
@@ -291,20 +290,6 @@ typedef struct relay_ctx {
 /* replies                                                                 */
 /* ====================================================================== */
 
-/* code and message are static text; field is a schema path (never a value). */
-static void reply_error(luna_http_request *req, int status, const char *code, const char *message,
-                        const char *field)
-{
-    json_t *b = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
-    if (b != NULL && field != NULL && field[0] != '\0')
-        (void)json_object_set_new(json_object_get(b, "error"), "field", json_string(field));
-    if (b == NULL) {
-        luna_http_reply_err(req, LUNA_ERR_NOMEM);
-        return;
-    }
-    luna_http_reply_json(req, status, b);
-    json_decref(b);
-}
 
 static void ctx_free(relay_ctx *c)
 {
@@ -317,7 +302,7 @@ static void ctx_free(relay_ctx *c)
 
 static void ctx_fail(relay_ctx *c, int status, const char *code, const char *message)
 {
-    reply_error(c->req, status, code, message, NULL);
+    gw_reply_error(c->req, status, code, message, NULL);
     ctx_free(c);
 }
 
@@ -469,7 +454,7 @@ static void relay_refusal(relay_ctx *c, const luna_http_response *resp)
         code = status == 502 ? "bad_gateway" : "refused";
     char msg[96];
     (void)snprintf(msg, sizeof(msg), "%s refused the request", up_name[c->rt->up]);
-    reply_error(c->req, status, code, msg, NULL);
+    gw_reply_error(c->req, status, code, msg, NULL);
     json_decref(j);
     ctx_free(c);
 }
@@ -795,39 +780,23 @@ static bool downstream_token(relay_ctx *c)
             c->auth = NULL; /* the downstream checks no token on this route */
             return true;
         }
-        reply_error(c->req, 401, "missing_downstream_token",
+        gw_reply_error(c->req, 401, "missing_downstream_token",
                     "this route needs the downstream service's token in " LUNA_DOWNSTREAM_AUTH_HEADER,
                     NULL);
         return false;
     }
-    const luna_jws_keyset *keys = gw_service_keyset(c->r->g);
-    if (keys == NULL) {
-        reply_error(c->req, 503, "not_ready", "token keys not loaded yet", NULL);
+    luna_err err = gw_downstream_verify(c->r->g, c->auth, aud, &c->who);
+    if (err == LUNA_ERR_UNAVAILABLE) {
+        gw_reply_error(c->req, 503, "not_ready", "token keys not loaded yet", NULL);
         return false;
     }
-    gw_auth_kind kind;
-    const char *tok;
-    size_t tok_len;
-    if (gw_parse_authorization(c->auth, &kind, &tok, &tok_len) != LUNA_OK ||
-        kind != GW_AUTH_BEARER) {
-        reply_error(c->req, 401, "invalid_downstream_token", "the downstream token is not valid",
+    if (err == LUNA_ERR_FORMAT) {
+        gw_reply_error(c->req, 401, "invalid_downstream_token", "the downstream token is not valid",
                     NULL);
         return false;
     }
-    luna_jws_verify_opts o;
-    luna_jws_verify_opts_init(&o);
-    o.skew = c->r->set->clock_skew_sec;
-    o.issuer = c->r->set->token_issuer;
-    o.audience = aud;
-    json_t *claims = NULL;
-    luna_err err = luna_jws_verify(keys, tok, tok_len, &o, &claims, NULL);
-    const char *t = json_string_value(json_object_get(claims, "tenant"));
-    const char *p = json_string_value(json_object_get(claims, "principal"));
-    bool same = err == LUNA_OK && t != NULL && p != NULL && strcmp(t, c->who.tenant) == 0 &&
-                strcmp(p, c->who.principal) == 0;
-    json_decref(claims);
-    if (!same) {
-        reply_error(c->req, 401,
+    if (err != LUNA_OK) {
+        gw_reply_error(c->req, 401,
                     err == LUNA_ERR_EXPIRED ? "downstream_token_expired"
                                             : "invalid_downstream_token",
                     "the downstream token is not valid for this route and caller", NULL);
@@ -866,13 +835,13 @@ static bool validate(relay_ctx *c)
     const char *path = luna_http_request_path(req);
     const char *rid = luna_http_request_header(req, LUNA_HTTP_REQUEST_ID_HEADER);
     if (rid != NULL && !gw_ident_ok(rid, LUNA_HTTP_REQUEST_ID_MAX)) {
-        reply_error(req, 400, "invalid_request_id",
+        gw_reply_error(req, 400, "invalid_request_id",
                     "X-Request-Id must be 1..64 characters of [A-Za-z0-9._-]", NULL);
         return false;
     }
     luna_err err = gw_relay_path_clean(path);
     if (err != LUNA_OK) {
-        reply_error(req, 400, err == LUNA_ERR_TOO_LARGE ? "path_too_long" : "invalid_path",
+        gw_reply_error(req, 400, err == LUNA_ERR_TOO_LARGE ? "path_too_long" : "invalid_path",
                     "path segments are 1..64 characters of [A-Za-z0-9._-], no '.' or '..', "
                     "no percent-encoding",
                     NULL);
@@ -888,19 +857,19 @@ static bool validate(relay_ctx *c)
             c->rt = &routes[i];
     }
     if (c->rt == NULL) {
-        reply_error(req, path_known ? 405 : 404, path_known ? "method_not_allowed" : "not_found",
+        gw_reply_error(req, path_known ? 405 : 404, path_known ? "method_not_allowed" : "not_found",
                     path_known ? "this route does not take that method" : "no such route", NULL);
         return false;
     }
     const relay_route *rt = c->rt;
     if ((rt->flags & R_ID_APIKEY) != 0 && !apikey_id_ok(c->ids[0])) {
-        reply_error(req, 400, "invalid_path", "an API key id is 16 lowercase hex characters",
+        gw_reply_error(req, 400, "invalid_path", "an API key id is 16 lowercase hex characters",
                     NULL);
         return false;
     }
     err = gw_query_parse(luna_http_request_query(req), rt->query, rt->n_query, &c->q);
     if (err != LUNA_OK) {
-        reply_error(req, 400,
+        gw_reply_error(req, 400,
                     err == LUNA_ERR_NOT_FOUND    ? "unknown_query_parameter"
                     : err == LUNA_ERR_TOO_LARGE ? "query_too_long"
                                                 : "invalid_query",
@@ -911,12 +880,12 @@ static bool validate(relay_ctx *c)
     const uint8_t *data;
     size_t len;
     if (luna_http_request_body(req, &data, &len) != LUNA_OK) {
-        reply_error(req, 413, "too_large", "request body too large", NULL);
+        gw_reply_error(req, 413, "too_large", "request body too large", NULL);
         return false;
     }
     if (rt->schema == NULL) {
         if (len != 0) {
-            reply_error(req, 400, "unexpected_body", "this route takes no body", NULL);
+            gw_reply_error(req, 400, "unexpected_body", "this route takes no body", NULL);
             return false;
         }
         return true;
@@ -929,7 +898,7 @@ static bool validate(relay_ctx *c)
     luna_json_error je;
     err = luna_json_parse((const char *)data, len, rt->schema, &lim, &c->body, &je);
     if (err != LUNA_OK) {
-        reply_error(req, err == LUNA_ERR_TOO_LARGE ? 413 : 400,
+        gw_reply_error(req, err == LUNA_ERR_TOO_LARGE ? 413 : 400,
                     err == LUNA_ERR_TOO_LARGE ? "too_large" : "invalid_request", je.message,
                     je.path);
         return false;

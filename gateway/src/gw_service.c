@@ -155,8 +155,8 @@ void gw_settings_defaults(gw_settings *s)
 /* ====================================================================== */
 
 /* code and message are static text; field is a schema path (never a value). */
-static void reply_error(luna_http_request *req, int status, const char *code, const char *message,
-                        const char *field)
+void gw_reply_error(luna_http_request *req, int status, const char *code, const char *message,
+                    const char *field)
 {
     json_t *b = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
     if (b != NULL && field != NULL && field[0] != '\0')
@@ -177,7 +177,7 @@ static void reply_retry(luna_http_request *req, int status, const char *code, co
     if (luna_http_response_header(req, "Retry-After", v) != LUNA_OK) {
         /* the answer still says retryable through its code */
     }
-    reply_error(req, status, code, message, NULL);
+    gw_reply_error(req, status, code, message, NULL);
 }
 
 static void reply_transport(luna_http_request *req, luna_err err)
@@ -221,7 +221,7 @@ static void ctx_free(gw_ctx *c)
 /* Replies with an error and frees c: the end of every failed path. */
 static void ctx_fail(gw_ctx *c, int status, const char *code, const char *message)
 {
-    reply_error(c->req, status, code, message, NULL);
+    gw_reply_error(c->req, status, code, message, NULL);
     ctx_free(c);
 }
 
@@ -239,12 +239,12 @@ static void ctx_fail_transport(gw_ctx *c, luna_err err)
 static bool check_common(luna_http_request *req)
 {
     if (luna_http_request_query(req) != NULL) {
-        reply_error(req, 400, "unexpected_query", "this route takes no query string", NULL);
+        gw_reply_error(req, 400, "unexpected_query", "this route takes no query string", NULL);
         return false;
     }
     const char *rid = luna_http_request_header(req, LUNA_HTTP_REQUEST_ID_HEADER);
     if (rid != NULL && !gw_ident_ok(rid, LUNA_HTTP_REQUEST_ID_MAX)) {
-        reply_error(req, 400, "invalid_request_id",
+        gw_reply_error(req, 400, "invalid_request_id",
                     "X-Request-Id must be 1..64 characters of [A-Za-z0-9._-]", NULL);
         return false;
     }
@@ -257,18 +257,18 @@ static bool parse_body(luna_http_request *req, const luna_json_schema *schema, j
     size_t len;
     *out = NULL;
     if (luna_http_request_body(req, &data, &len) != LUNA_OK) {
-        reply_error(req, 413, "too_large", "request body too large", NULL);
+        gw_reply_error(req, 413, "too_large", "request body too large", NULL);
         return false;
     }
     luna_json_limits lim = {.max_bytes = GW_JSON_MAX_BYTES, .max_depth = GW_JSON_MAX_DEPTH};
     luna_json_error je;
     luna_err err = luna_json_parse((const char *)data, len, schema, &lim, out, &je);
     if (err == LUNA_ERR_TOO_LARGE) {
-        reply_error(req, 413, "too_large", je.message, je.path);
+        gw_reply_error(req, 413, "too_large", je.message, je.path);
         return false;
     }
     if (err != LUNA_OK) {
-        reply_error(req, 400, "invalid_request", je.message, je.path);
+        gw_reply_error(req, 400, "invalid_request", je.message, je.path);
         return false;
     }
     return true;
@@ -307,7 +307,7 @@ static void relay_refusal(gw_ctx *c, const luna_http_response *r, const char *me
         status = 502;
     if (code == NULL || !gw_ident_ok(code, 64))
         code = status == 502 ? "bad_gateway" : luna_errname(LUNA_ERR_PERMISSION);
-    reply_error(c->req, status, code, message, NULL);
+    gw_reply_error(c->req, status, code, message, NULL);
     json_decref(j);
     ctx_free(c);
 }
@@ -356,8 +356,36 @@ const char *gw_forward_authorization(const luna_http_request *req)
 /* A relay whose caller sent no usable downstream token. */
 static void reply_no_downstream(luna_http_request *req)
 {
-    reply_error(req, 401, "missing_downstream_token",
+    gw_reply_error(req, 401, "missing_downstream_token",
                 "this route needs the downstream service's token in " GW_DOWNSTREAM_AUTH, NULL);
+}
+
+luna_err gw_downstream_verify(const gw_service *g, const char *auth, const char *audience,
+                              const gw_caller *who)
+{
+    gw_auth_kind kind;
+    const char *tok;
+    size_t tok_len;
+    if (auth == NULL || gw_parse_authorization(auth, &kind, &tok, &tok_len) != LUNA_OK ||
+        kind != GW_AUTH_BEARER)
+        return LUNA_ERR_FORMAT;
+    if (g->keys == NULL)
+        return LUNA_ERR_UNAVAILABLE;
+    luna_jws_verify_opts o;
+    luna_jws_verify_opts_init(&o);
+    o.skew = g->set.clock_skew_sec;
+    o.issuer = g->set.token_issuer;
+    o.audience = audience;
+    json_t *claims = NULL;
+    luna_err err = luna_jws_verify(g->keys, tok, tok_len, &o, &claims, NULL);
+    const char *t = json_string_value(json_object_get(claims, "tenant"));
+    const char *p = json_string_value(json_object_get(claims, "principal"));
+    bool same = err == LUNA_OK && t != NULL && p != NULL && strcmp(t, who->tenant) == 0 &&
+                strcmp(p, who->principal) == 0;
+    json_decref(claims);
+    if (err == LUNA_ERR_EXPIRED)
+        return err;
+    return same ? LUNA_OK : LUNA_ERR_UNAUTHENTICATED;
 }
 
 /*
@@ -371,36 +399,17 @@ static void reply_no_downstream(luna_http_request *req)
 static const char *flow_downstream(gw_ctx *c, const char *audience)
 {
     const char *h = gw_forward_authorization(c->req);
-    gw_auth_kind kind;
-    const char *tok;
-    size_t tok_len;
-    if (h == NULL || gw_parse_authorization(h, &kind, &tok, &tok_len) != LUNA_OK) {
+    luna_err err = h != NULL ? gw_downstream_verify(c->g, h, audience, &c->who) : LUNA_ERR_FORMAT;
+    if (err == LUNA_ERR_FORMAT)
         reply_no_downstream(c->req);
-        ctx_free(c);
-        return NULL;
-    }
-    if (c->g->keys == NULL) {
+    else if (err == LUNA_ERR_UNAVAILABLE)
         reply_retry(c->req, 503, "not_ready", "token keys not loaded yet", 1);
-        ctx_free(c);
-        return NULL;
-    }
-    luna_jws_verify_opts o;
-    luna_jws_verify_opts_init(&o);
-    o.skew = c->g->set.clock_skew_sec;
-    o.issuer = c->g->set.token_issuer;
-    o.audience = audience;
-    json_t *claims = NULL;
-    luna_err err = luna_jws_verify(c->g->keys, tok, tok_len, &o, &claims, NULL);
-    const char *t = json_string_value(json_object_get(claims, "tenant"));
-    const char *p = json_string_value(json_object_get(claims, "principal"));
-    bool same = err == LUNA_OK && t != NULL && p != NULL && strcmp(t, c->who.tenant) == 0 &&
-                strcmp(p, c->who.principal) == 0;
-    json_decref(claims);
-    if (!same) {
-        reply_error(c->req, 401,
+    else if (err != LUNA_OK)
+        gw_reply_error(c->req, 401,
                     err == LUNA_ERR_EXPIRED ? "downstream_token_expired"
                                             : "invalid_downstream_token",
                     "the downstream token is not valid for this route and caller", NULL);
+    if (err != LUNA_OK) {
         ctx_free(c);
         return NULL;
     }
@@ -416,12 +425,12 @@ static bool authenticate(gw_service *g, luna_http_request *req, gw_caller *who)
     size_t tok_len;
     if (gw_parse_authorization(luna_http_request_header(req, "Authorization"), &kind, &tok,
                                &tok_len) != LUNA_OK) {
-        reply_error(req, 401, "invalid_authorization", "malformed Authorization header", NULL);
+        gw_reply_error(req, 401, "invalid_authorization", "malformed Authorization header", NULL);
         return false;
     }
     if (kind != GW_AUTH_BEARER) {
-        reply_error(req, 401, "missing_token", "a bearer token from POST /v1/auth/token is required",
-                    NULL);
+        gw_reply_error(req, 401, "missing_token",
+                       "a bearer token from POST /v1/auth/token is required", NULL);
         return false;
     }
     if (g->keys == NULL) {
@@ -436,13 +445,13 @@ static bool authenticate(gw_service *g, luna_http_request *req, gw_caller *who)
     json_t *claims = NULL;
     luna_err err = luna_jws_verify(g->keys, tok, tok_len, &o, &claims, NULL);
     if (err == LUNA_ERR_EXPIRED) {
-        reply_error(req, 401, "token_expired", "the token has expired", NULL);
+        gw_reply_error(req, 401, "token_expired", "the token has expired", NULL);
         return false;
     }
     if (err == LUNA_ERR_NOT_FOUND)
         request_jwks(g); /* maybe a key IAM just published */
     if (err != LUNA_OK) {
-        reply_error(req, 401, "invalid_token", "the token is not valid", NULL);
+        gw_reply_error(req, 401, "invalid_token", "the token is not valid", NULL);
         return false;
     }
     bool ok = claim_id(claims, "tenant", who->tenant, true) &&
@@ -450,12 +459,12 @@ static bool authenticate(gw_service *g, luna_http_request *req, gw_caller *who)
               claim_id(claims, "api_key_id", who->key_id, false);
     json_decref(claims);
     if (!ok) {
-        reply_error(req, 401, "invalid_token", "the token is not valid", NULL);
+        gw_reply_error(req, 401, "invalid_token", "the token is not valid", NULL);
         return false;
     }
     const char *t = luna_http_request_header(req, GW_TENANT_HEADER);
     if (t != NULL && strcmp(t, who->tenant) != 0) {
-        reply_error(req, 403, "tenant_mismatch", "the token belongs to another tenant", NULL);
+        gw_reply_error(req, 403, "tenant_mismatch", "the token belongs to another tenant", NULL);
         return false;
     }
     return true;
@@ -763,7 +772,7 @@ static void handle_token(luna_http_request *req, void *arg)
                                &key_len) != LUNA_OK ||
         kind == GW_AUTH_BEARER) {
         json_decref(body);
-        reply_error(req, 401, "invalid_authorization",
+        gw_reply_error(req, 401, "invalid_authorization",
                     "Authorization must be absent or \"ApiKey <key>\"", NULL);
         return;
     }
@@ -1226,34 +1235,34 @@ static void handle_run(luna_http_request *req, void *arg)
     const uint8_t *env;
     size_t len;
     if (luna_http_request_body(req, &env, &len) != LUNA_OK) {
-        reply_error(req, 413, "too_large", "request body too large", NULL);
+        gw_reply_error(req, 413, "too_large", "request body too large", NULL);
         return;
     }
     if (len == 0) {
-        reply_error(req, 400, "invalid_envelope", "the body must be a request envelope", NULL);
+        gw_reply_error(req, 400, "invalid_envelope", "the body must be a request envelope", NULL);
         return;
     }
     const char *otk = luna_http_request_header(req, GW_OTK_HEADER);
     if (!gw_ident_ok(otk, GW_ID_MAX)) {
-        reply_error(req, 400, "invalid_otk_id",
+        gw_reply_error(req, 400, "invalid_otk_id",
                     "X-Lunal-Otk-Id must be 1..64 characters of [A-Za-z0-9._-]", NULL);
         return;
     }
     char key[GW_IDEM_KEY_MAX + 1];
     if (gw_parse_idempotency_key(luna_http_request_header(req, "Idempotency-Key"), key) ==
         LUNA_ERR_FORMAT) {
-        reply_error(req, 400, "invalid_idempotency_key",
+        gw_reply_error(req, 400, "invalid_idempotency_key",
                     "Idempotency-Key must be 1..64 characters of [A-Za-z0-9._:-]", NULL);
         return;
     }
     luna_envelope_header hdr;
     luna_err err = luna_envelope_parse_header(env, len, &hdr);
     if (err == LUNA_ERR_TOO_LARGE) {
-        reply_error(req, 413, "too_large", "envelope too large", NULL);
+        gw_reply_error(req, 413, "too_large", "envelope too large", NULL);
         return;
     }
     if (err != LUNA_OK || hdr.type != LUNA_ENVELOPE_TYPE_REQUEST) {
-        reply_error(req, 400, "invalid_envelope", "the body is not a request envelope", NULL);
+        gw_reply_error(req, 400, "invalid_envelope", "the body is not a request envelope", NULL);
         return;
     }
     gw_ctx *c = ctx_new(g, req, GW_OP_RUN);
@@ -1439,11 +1448,6 @@ luna_err gw_service_routes(gw_service *g, luna_http_server *srv)
 bool gw_service_admit(gw_service *g, luna_http_request *req, gw_caller *who)
 {
     return authenticate(g, req, who) && rate_ok(g, req, who->tenant, who);
-}
-
-const luna_jws_keyset *gw_service_keyset(const gw_service *g)
-{
-    return g->keys;
 }
 
 /* ====================================================================== */
